@@ -1,0 +1,36 @@
+"""Sensor readings: one TimescaleDB hypertable (a plain table where TimescaleDB is absent)."""
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from readings.fields import ReadingTimeField
+from sensors.models import Sensor
+
+
+class Reading(models.Model):
+    """One value of one sensor at one instant.
+
+    The primary key is (sensor, time): it is the idempotency key for ingest, it
+    contains the partitioning column as TimescaleDB requires, and its index
+    serves "readings of one sensor, newest first" by a backward scan.
+    """
+
+    pk = models.CompositePrimaryKey("sensor", "time")
+    # The primary key's index leads with sensor_id, so no separate FK index.
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="readings", db_index=False)
+    time = ReadingTimeField()
+    value = models.FloatField()
+    quality = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Confidence in the value, from 0 (unusable) to 1 (good).",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quality__gte=0.0) & Q(quality__lte=1.0), name="reading_quality_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id} @ {self.time:%Y-%m-%d %H:%M:%S}: {self.value}"

@@ -1,0 +1,81 @@
+"""The fleet: assets (machines) and the sensors mounted on them."""
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+from sensors.choices import AssetCriticality, AssetStatus, SensorStatus, SensorType
+
+external_id_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+    "Use letters, digits and . _ : - only, starting with a letter or digit.",
+)
+
+
+class Asset(models.Model):
+    """A machine or piece of equipment that carries sensors."""
+
+    name = models.CharField(max_length=200)
+    code = models.CharField(
+        max_length=64, unique=True, validators=[external_id_validator], help_text="Plant-wide unique tag, e.g. PUMP-07."
+    )
+    site = models.CharField(max_length=100, db_index=True, help_text="Plant or site the asset belongs to.")
+    location = models.CharField(max_length=200, blank=True, help_text="Line / station within the site.")
+    criticality = models.CharField(max_length=16, choices=AssetCriticality.choices, default=AssetCriticality.MEDIUM)
+    status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.OPERATIONAL)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["site", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+class Sensor(models.Model):
+    """A sensor on an asset, known to gateways by its stable external ``sensor_id``."""
+
+    sensor_id = models.CharField(
+        "sensor ID",
+        max_length=64,
+        unique=True,
+        validators=[external_id_validator],
+        help_text="Stable external identifier used by gateways, e.g. sensor-001.",
+    )
+    name = models.CharField(max_length=200, blank=True)
+    # PROTECT: removing an asset must not silently take years of readings with it.
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="sensors")
+    sensor_type = models.CharField("type", max_length=16, choices=SensorType.choices)
+    unit = models.CharField(max_length=16, help_text="Unit of the readings, e.g. °C, mm/s, kPa.")
+    status = models.CharField(max_length=16, choices=SensorStatus.choices, default=SensorStatus.ACTIVE, db_index=True)
+    normal_min = models.FloatField(
+        "normal range low", null=True, blank=True, help_text="Lowest value of normal operation."
+    )
+    normal_max = models.FloatField(
+        "normal range high", null=True, blank=True, help_text="Highest value of normal operation."
+    )
+    sampling_interval = models.PositiveIntegerField(
+        "expected sampling interval (s)",
+        default=60,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds between readings; used to tell online, stale and offline sensors apart.",
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sensor_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(normal_min__isnull=True) | Q(normal_max__isnull=True) | Q(normal_min__lte=F("normal_max")),
+                name="sensor_normal_range_ordered",
+                violation_error_message="The normal range's low end must not exceed its high end.",
+            ),
+            models.CheckConstraint(condition=Q(sampling_interval__gte=1), name="sensor_sampling_interval_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.sensor_id

@@ -1,0 +1,78 @@
+"""Turn environment values (database and cache URLs, required secrets) into Django settings.
+
+Kept apart from ``settings.py`` so the parsing rules can be tested on their own.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
+DATABASE_ENGINE = "smartmaint.db_backend"
+
+
+class MissingSettingError(ImproperlyConfigured):
+    """Raised at startup when production mode lacks a required variable."""
+
+
+def database_config(url: str, *, conn_max_age: int = 0) -> dict:
+    """Return a ``DATABASES`` entry for ``url``.
+
+    SQLAlchemy-style driver suffixes (``postgresql+asyncpg://``) are dropped, so
+    a URL copied from an async service just works, and asyncpg's ``ssl=``
+    parameter becomes psycopg's ``sslmode=``. Other query parameters
+    (``sslmode=require``, ``connect_timeout=5``, ...) are kept as connection
+    options.
+    """
+    parts = urlsplit(url)
+    scheme, _, _driver = parts.scheme.partition("+")
+    scheme = scheme.lower()
+    if scheme in POSTGRES_SCHEMES:
+        query = [("sslmode" if key == "ssl" else key, value) for key, value in parse_qsl(parts.query)]
+        normalized = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
+        config = environ.Env.db_url_config(normalized, engine=DATABASE_ENGINE)
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
+    elif scheme == "sqlite":
+        config = environ.Env.db_url_config(url)
+    else:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgresql:// (or postgres://, "
+            "postgresql+psycopg://, postgresql+asyncpg://) or sqlite:///path."
+        )
+    config["CONN_MAX_AGE"] = conn_max_age
+    config["CONN_HEALTH_CHECKS"] = conn_max_age > 0
+    return config
+
+
+def cache_config(url: str | None, *, key_prefix: str) -> dict:
+    """Return a ``CACHES["default"]`` entry: django-redis for ``redis://``/``rediss://``, else local memory."""
+    if not url:
+        return {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "smartmaint",
+            "KEY_PREFIX": key_prefix,
+        }
+    scheme = urlsplit(url).scheme
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(f"REDIS_URL scheme {scheme!r} is not supported; use redis:// or rediss://.")
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # Fail fast: a readiness probe or a page must not hang on a dead cache.
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+        },
+    }
+
+
+def require(env: environ.Env, names: list[str], *, reason: str) -> None:
+    """Raise one ``MissingSettingError`` naming every variable in ``names`` that is unset or empty."""
+    missing = [name for name in names if not env.str(name, default="").strip()]
+    if missing:
+        raise MissingSettingError(f"{', '.join(missing)} must be set {reason}.")

@@ -1,0 +1,52 @@
+"""Liveness and readiness endpoints for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_cache() -> None:
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=5)
+    if cache.get(key) != "1":
+        raise RuntimeError("value written to the cache could not be read back")
+    cache.delete(key)
+
+
+CHECKS = {"database": _check_database, "cache": _check_cache}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """Alive: the process answers. Touches no dependency, so a database outage never restarts the web tier."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """Ready: every dependency answers. 503 names the failing ones."""
+    results, failing = {}, []
+    for name, check in CHECKS.items():
+        try:
+            check()
+        except Exception as exc:  # any failure means "not ready", whatever its type
+            results[name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}".strip()[:300]}
+            failing.append(name)
+        else:
+            results[name] = {"status": "ok"}
+    status = 503 if failing else 200
+    return JsonResponse({"status": "unavailable" if failing else "ok", "failing": failing, "checks": results}, status=status)

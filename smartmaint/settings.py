@@ -1,0 +1,167 @@
+"""Smart Maintenance settings: one module, every value from the environment.
+
+Each external service switches on by its own variable and falls back to an
+embedded default (SQLite, local-memory cache, console mail) when it is unset.
+``.env.example`` documents every variable read here.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from smartmaint.environment import cache_config, database_config, require
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env")
+
+# --- Core ------------------------------------------------------------------
+# Production mode is the default: a forgotten variable never exposes debug
+# pages or an insecure key. `make run` and the test suite turn debug on.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+if DEBUG:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production-8f3k2")
+    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+else:
+    require(env, ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"], reason="when DJANGO_DEBUG is false (production mode)")
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "smartmaint",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "sensors",
+    "readings",
+    "mlops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "smartmaint.urls"
+WSGI_APPLICATION = "smartmaint.wsgi.application"
+ASGI_APPLICATION = "smartmaint.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if DATABASE_URL:
+    DATABASES = {"default": database_config(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=60))}
+else:
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASES = {"default": database_config(f"sqlite:///{VAR_DIR / 'smartmaint.sqlite3'}")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Django records applied migrations here instead of `django_migrations`, so the
+# app can share a database with MLflow (Alembic's `alembic_version`) and others.
+MIGRATIONS_TABLE = env.str("MIGRATIONS_TABLE", default="smartmaint_migrations")
+
+# auto: use TimescaleDB where the server has it, plain tables otherwise;
+# required: refuse to migrate without it; off: never use it.
+TIMESCALEDB = env.str("TIMESCALEDB", default="auto").lower()
+TIMESCALEDB_MODES = ("auto", "required", "off")
+if TIMESCALEDB not in TIMESCALEDB_MODES:
+    raise ImproperlyConfigured(f"TIMESCALEDB must be one of {', '.join(TIMESCALEDB_MODES)}, not {TIMESCALEDB!r}.")
+
+READINGS_CHUNK_INTERVAL = env.str("READINGS_CHUNK_INTERVAL", default="1 day")
+READINGS_COMPRESS_AFTER = env.str("READINGS_COMPRESS_AFTER", default="7 days")
+READINGS_RETENTION_DAYS = env.int("READINGS_RETENTION_DAYS", default=None)
+
+# --- Cache -------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHES = {"default": cache_config(REDIS_URL, key_prefix=env.str("CACHE_KEY_PREFIX", default="smartmaint"))}
+
+# --- Auth --------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- I18N --------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files --------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
+
+# --- Mail ----------------------------------------------------------------------
+# Every mail setting has a default, so a missing one never stops startup;
+# without a host, mail is written to the console.
+EMAIL_HOST = env.str("EMAIL_SMTP_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_SMTP_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_SMTP_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_SMTP_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_SMTP_USE_TLS", default=True)
+EMAIL_USE_SSL = env.bool("EMAIL_SMTP_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_SMTP_TIMEOUT", default=10)
+if EMAIL_USE_SSL:
+    EMAIL_USE_TLS = False  # Django refuses both; implicit TLS wins when asked for.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Smart Maintenance <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Security (production) -----------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+# Start low and raise once HTTPS is known to work for every client of the site.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging -------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
