@@ -82,7 +82,9 @@ def apply_policies(connection: BaseDatabaseWrapper) -> None:
                 "SELECT add_retention_policy(%s, drop_after => make_interval(days => %s))",
                 [READINGS_TABLE, settings.READINGS_RETENTION_DAYS],
             )
-        cursor.execute("SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_name = %s", [HOURLY_VIEW])
+        cursor.execute(
+            "SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_name = %s", [HOURLY_VIEW]
+        )
         if cursor.fetchone() is not None:
             cursor.execute(
                 "SELECT add_continuous_aggregate_policy(%s, start_offset => %s::interval, "

@@ -7,6 +7,8 @@ from django.db import DatabaseError, connections
 
 from smartmaint.migrations_table import ghost_migrations, ghost_report
 
+GHOST_CHECK_ID = "smartmaint.E001"
+
 
 @register(Tags.database)
 def check_ghost_migrations(app_configs, databases=None, **kwargs):
@@ -22,7 +24,7 @@ def check_ghost_migrations(app_configs, databases=None, **kwargs):
                 Error(
                     f"Database {alias!r}: {ghost_report(ghosts)}",
                     hint="See docs/operations.md, 'Ghost migrations'.",
-                    id="smartmaint.E001",
+                    id=GHOST_CHECK_ID,
                 )
             )
     return errors

@@ -49,4 +49,6 @@ def readyz(request):
         else:
             results[name] = {"status": "ok"}
     status = 503 if failing else 200
-    return JsonResponse({"status": "unavailable" if failing else "ok", "failing": failing, "checks": results}, status=status)
+    return JsonResponse(
+        {"status": "unavailable" if failing else "ok", "failing": failing, "checks": results}, status=status
+    )

@@ -13,11 +13,13 @@ from django.core.exceptions import ImproperlyConfigured
 from smartmaint.environment import cache_config, database_config, require
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
+
+# Local state of the embedded defaults: the SQLite database, media, the local MLflow store.
+VAR_DIR = env.path("DJANGO_VAR_DIR", default=BASE_DIR / "var")
 
 # --- Core ------------------------------------------------------------------
 # Production mode is the default: a forgotten variable never exposes debug
@@ -81,8 +83,8 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
     DATABASES = {"default": database_config(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=60))}
 else:
-    VAR_DIR.mkdir(exist_ok=True)
-    DATABASES = {"default": database_config(f"sqlite:///{VAR_DIR / 'smartmaint.sqlite3'}")}
+    Path(VAR_DIR).mkdir(parents=True, exist_ok=True)
+    DATABASES = {"default": database_config(f"sqlite:///{Path(VAR_DIR) / 'smartmaint.sqlite3'}")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -124,7 +126,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 MEDIA_URL = "media/"
-MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=Path(VAR_DIR) / "media")
 
 # --- Mail ----------------------------------------------------------------------
 # Every mail setting has a default, so a missing one never stops startup;

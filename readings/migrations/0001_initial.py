@@ -2,30 +2,57 @@
 
 import django.core.validators
 import django.db.models.deletion
-import readings.fields
 from django.db import migrations, models
+
+import readings.fields
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('sensors', '0001_initial'),
+        ("sensors", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Reading',
+            name="Reading",
             fields=[
-                ('pk', models.CompositePrimaryKey('sensor', 'time', blank=True, editable=False, primary_key=True, serialize=False)),
-                ('time', readings.fields.ReadingTimeField()),
-                ('value', models.FloatField()),
-                ('quality', models.FloatField(default=1.0, help_text='Confidence in the value, from 0 (unusable) to 1 (good).', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)])),
-                ('sensor', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='readings', to='sensors.sensor')),
+                (
+                    "pk",
+                    models.CompositePrimaryKey(
+                        "sensor", "time", blank=True, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("time", readings.fields.ReadingTimeField()),
+                ("value", models.FloatField()),
+                (
+                    "quality",
+                    models.FloatField(
+                        default=1.0,
+                        help_text="Confidence in the value, from 0 (unusable) to 1 (good).",
+                        validators=[
+                            django.core.validators.MinValueValidator(0.0),
+                            django.core.validators.MaxValueValidator(1.0),
+                        ],
+                    ),
+                ),
+                (
+                    "sensor",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="readings",
+                        to="sensors.sensor",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('quality__gte', 0.0), ('quality__lte', 1.0)), name='reading_quality_range')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("quality__gte", 0.0), ("quality__lte", 1.0)), name="reading_quality_range"
+                    )
+                ],
             },
         ),
     ]

@@ -6,51 +6,171 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Asset',
+            name="Asset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('code', models.CharField(help_text='Plant-wide unique tag, e.g. PUMP-07.', max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9_.:-]*$', 'Use letters, digits and . _ : - only, starting with a letter or digit.')])),
-                ('site', models.CharField(db_index=True, help_text='Plant or site the asset belongs to.', max_length=100)),
-                ('location', models.CharField(blank=True, help_text='Line / station within the site.', max_length=200)),
-                ('criticality', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], default='medium', max_length=16)),
-                ('status', models.CharField(choices=[('operational', 'Operational'), ('degraded', 'Degraded'), ('maintenance', 'Under maintenance'), ('down', 'Down'), ('retired', 'Retired')], default='operational', max_length=16)),
-                ('notes', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="Plant-wide unique tag, e.g. PUMP-07.",
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                                "Use letters, digits and . _ : - only, starting with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "site",
+                    models.CharField(db_index=True, help_text="Plant or site the asset belongs to.", max_length=100),
+                ),
+                ("location", models.CharField(blank=True, help_text="Line / station within the site.", max_length=200)),
+                (
+                    "criticality",
+                    models.CharField(
+                        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical")],
+                        default="medium",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("operational", "Operational"),
+                            ("degraded", "Degraded"),
+                            ("maintenance", "Under maintenance"),
+                            ("down", "Down"),
+                            ("retired", "Retired"),
+                        ],
+                        default="operational",
+                        max_length=16,
+                    ),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['site', 'code'],
+                "ordering": ["site", "code"],
             },
         ),
         migrations.CreateModel(
-            name='Sensor',
+            name="Sensor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sensor_id', models.CharField(help_text='Stable external identifier used by gateways, e.g. sensor-001.', max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9_.:-]*$', 'Use letters, digits and . _ : - only, starting with a letter or digit.')], verbose_name='sensor ID')),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('sensor_type', models.CharField(choices=[('temperature', 'Temperature'), ('vibration', 'Vibration'), ('pressure', 'Pressure'), ('humidity', 'Humidity'), ('voltage', 'Voltage'), ('current', 'Current'), ('rpm', 'Rotational speed'), ('flow', 'Flow')], max_length=16, verbose_name='type')),
-                ('unit', models.CharField(help_text='Unit of the readings, e.g. °C, mm/s, kPa.', max_length=16)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('inactive', 'Inactive'), ('maintenance', 'Maintenance'), ('decommissioned', 'Decommissioned')], db_index=True, default='active', max_length=16)),
-                ('normal_min', models.FloatField(blank=True, help_text='Lowest value of normal operation.', null=True, verbose_name='normal range low')),
-                ('normal_max', models.FloatField(blank=True, help_text='Highest value of normal operation.', null=True, verbose_name='normal range high')),
-                ('sampling_interval', models.PositiveIntegerField(default=60, help_text='Seconds between readings; used to tell online, stale and offline sensors apart.', validators=[django.core.validators.MinValueValidator(1)], verbose_name='expected sampling interval (s)')),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('asset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sensors', to='sensors.asset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "sensor_id",
+                    models.CharField(
+                        help_text="Stable external identifier used by gateways, e.g. sensor-001.",
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                                "Use letters, digits and . _ : - only, starting with a letter or digit.",
+                            )
+                        ],
+                        verbose_name="sensor ID",
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "sensor_type",
+                    models.CharField(
+                        choices=[
+                            ("temperature", "Temperature"),
+                            ("vibration", "Vibration"),
+                            ("pressure", "Pressure"),
+                            ("humidity", "Humidity"),
+                            ("voltage", "Voltage"),
+                            ("current", "Current"),
+                            ("rpm", "Rotational speed"),
+                            ("flow", "Flow"),
+                        ],
+                        max_length=16,
+                        verbose_name="type",
+                    ),
+                ),
+                ("unit", models.CharField(help_text="Unit of the readings, e.g. °C, mm/s, kPa.", max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("inactive", "Inactive"),
+                            ("maintenance", "Maintenance"),
+                            ("decommissioned", "Decommissioned"),
+                        ],
+                        db_index=True,
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "normal_min",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Lowest value of normal operation.",
+                        null=True,
+                        verbose_name="normal range low",
+                    ),
+                ),
+                (
+                    "normal_max",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Highest value of normal operation.",
+                        null=True,
+                        verbose_name="normal range high",
+                    ),
+                ),
+                (
+                    "sampling_interval",
+                    models.PositiveIntegerField(
+                        default=60,
+                        help_text="Seconds between readings; used to tell online, stale and offline sensors apart.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="expected sampling interval (s)",
+                    ),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="sensors", to="sensors.asset"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sensor_id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('normal_min__isnull', True), ('normal_max__isnull', True), ('normal_min__lte', models.F('normal_max')), _connector='OR'), name='sensor_normal_range_ordered', violation_error_message="The normal range's low end must not exceed its high end."), models.CheckConstraint(condition=models.Q(('sampling_interval__gte', 1)), name='sensor_sampling_interval_positive')],
+                "ordering": ["sensor_id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("normal_min__isnull", True),
+                            ("normal_max__isnull", True),
+                            ("normal_min__lte", models.F("normal_max")),
+                            _connector="OR",
+                        ),
+                        name="sensor_normal_range_ordered",
+                        violation_error_message="The normal range's low end must not exceed its high end.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("sampling_interval__gte", 1)), name="sensor_sampling_interval_positive"
+                    ),
+                ],
             },
         ),
     ]

@@ -102,6 +102,42 @@ function isFatal(err) {
   return err instanceof WebAssembly.RuntimeError || db.closed
 }
 
+// pglite-socket hands PGlite each TCP read as it arrives, but PGlite traps
+// (WebAssembly "unreachable", the database is lost) when given part of a
+// protocol message: anything over ~64 KB, such as a long INSERT or a large
+// psycopg executemany() batch, arrives split. So bytes are held back until
+// they form whole messages. The first message of a connection has no type
+// byte (startup packet; SSL/GSS requests are followed by another one).
+const SSL_REQUEST = 80877103
+const GSSENC_REQUEST = 80877104
+let pending = Buffer.alloc(0)
+let awaitingStartup = true
+
+function newConnection() {
+  pending = Buffer.alloc(0)
+  awaitingStartup = true
+}
+
+function takeWholeMessages(chunk) {
+  pending = pending.length ? Buffer.concat([pending, chunk]) : Buffer.from(chunk)
+  let end = 0
+  for (;;) {
+    const headerSize = awaitingStartup ? 4 : 5
+    if (pending.length - end < headerSize) break
+    const length = pending.readInt32BE(end + headerSize - 4)
+    const size = headerSize - 4 + length
+    if (pending.length - end < size) break
+    if (awaitingStartup) {
+      const code = pending.readInt32BE(end + 4)
+      awaitingStartup = code === SSL_REQUEST || code === GSSENC_REQUEST
+    }
+    end += size
+  }
+  const whole = pending.subarray(0, end)
+  pending = pending.subarray(end)
+  return new Uint8Array(whole)
+}
+
 // The socket handler holds db.runExclusive() for the lifetime of a client
 // connection, so wrapping it gives a hook that runs, still under the lock,
 // after the client has gone and before the next queued client is attached.
@@ -109,9 +145,18 @@ function isFatal(err) {
 // which pglite-socket otherwise leaves unhandled (and Node exits on those).
 const served = new Proxy(db, {
   get(target, prop) {
+    if (prop === 'execProtocolRaw') {
+      return async (data, options) => {
+        const whole = takeWholeMessages(data)
+        // An empty reply makes the handler skip the write: nothing to answer
+        // until the rest of the message arrives.
+        return whole.length ? target.execProtocolRaw(whole, options) : new Uint8Array(0)
+      }
+    }
     if (prop === 'runExclusive') {
       return (fn) =>
         target.runExclusive(async () => {
+          newConnection()
           try {
             return await fn()
           } catch (err) {
