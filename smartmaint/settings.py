@@ -115,6 +115,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# First admin login, created by `manage.py ensure_admin` (run by `make run`)
+# when no superuser exists; without a password one is generated and printed once.
+BOOTSTRAP_ADMIN = {
+    "username": env.str("DJANGO_ADMIN_USERNAME", default="admin"),
+    "email": env.str("DJANGO_ADMIN_EMAIL", default=""),
+    "password": env.str("DJANGO_ADMIN_PASSWORD", default=""),
+}
+
 # --- I18N --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")

@@ -1,0 +1,53 @@
+# Smart Maintenance: `make run` starts the app on its embedded defaults,
+# `make test` runs the whole suite. Both set up everything they need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PGLITE_DIR := tests/timescale
+
+.PHONY: run test lint services test-python test-timescale clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime tests/requirements.txt
+	$(BIN)/python -m pip install --quiet -r tests/requirements.txt
+	touch $@
+
+$(PGLITE_DIR)/node_modules/.installed: $(PGLITE_DIR)/package.json $(PGLITE_DIR)/package-lock.json
+	cd $(PGLITE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The quick start: SQLite, local-memory cache, local files, all under var/.
+run: export DJANGO_DEBUG = true
+run: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py ensure_admin
+	@echo
+	@echo "  Smart Maintenance admin: http://127.0.0.1:8000/admin/"
+	@echo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+services:
+	.ci/services
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# PostgreSQL and Redis on this machine (see README, "Tests").
+test-python: $(VENV)/.test services
+	$(BIN)/python -m pytest
+
+# TimescaleDB: a PGlite build with the extension, started for this run only.
+test-timescale: $(VENV)/.test $(PGLITE_DIR)/node_modules/.installed
+	$(BIN)/python $(PGLITE_DIR)/server.py -- $(BIN)/python -m pytest $(PGLITE_DIR)
+
+test: lint test-python test-timescale
+
+clean:
+	rm -rf $(VENV) $(PGLITE_DIR)/node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,14 @@
+"""`.env.example` documents every variable the settings read, and nothing else."""
+
+import re
+
+from tests.conftest import ROOT
+
+
+def test_env_example_lists_exactly_the_variables_settings_read():
+    settings_source = (ROOT / "smartmaint" / "settings.py").read_text()
+    read = set(re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", settings_source))
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    assert read, "no env reads found: the pattern no longer matches settings.py"
+    assert read - documented == set(), "read by settings but missing from .env.example"
+    assert documented - read == set(), "documented in .env.example but never read"
