@@ -17,8 +17,13 @@ class Reading(models.Model):
     """
 
     pk = models.CompositePrimaryKey("sensor", "time")
-    # The primary key's index leads with sensor_id, so no separate FK index.
-    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="readings", db_index=False)
+    # No separate index: the primary key's index leads with sensor_id.
+    # No database FK constraint: checking it per row made a 1M-row COPY 3.6x
+    # slower on our reference machine (4.0 s vs 1.1 s). Every write path
+    # resolves sensors first, and Django's delete cascades to readings.
+    sensor = models.ForeignKey(
+        Sensor, on_delete=models.CASCADE, related_name="readings", db_index=False, db_constraint=False
+    )
     time = ReadingTimeField()
     value = models.FloatField()
     quality = models.FloatField(

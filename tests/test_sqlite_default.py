@@ -19,6 +19,11 @@ except IntegrityError:
     print("duplicate refused")
 r = Reading.objects.get(sensor__sensor_id="sensor-001", time=t)
 print(connection.vendor, r.value, r.quality)
+import numpy as np
+from readings.services import ReadingBatch, readings_insert
+times = np.datetime64("2026-05-01T08:00:00", "us") + np.arange(3) * np.timedelta64(90, "s")
+batch = ReadingBatch.from_columns(sensor=[sensor.pk] * 3, time=times, value=[1.0, 2.0, 3.0], quality=[1.0] * 3)
+print(readings_insert(batch=batch), readings_insert(batch=batch), Reading.objects.count())
 """
 
 
@@ -30,4 +35,5 @@ def test_sqlite_default_migrates_writes_and_reads(tmp_path):
 
     result = run_manage("shell", "-v", "0", "-c", WRITE_AND_READ, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["duplicate", "refused", "sqlite", "3.5", "0.9"]
+    # The batch's first reading is the one stored above: 2 new, then 0 on retry.
+    assert result.stdout.split() == ["duplicate", "refused", "sqlite", "3.5", "0.9", "2", "0", "3"]
