@@ -2,8 +2,9 @@
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
+from readings.choices import FaultKind, FaultSource
 from readings.fields import ReadingTimeField
 from sensors.models import Sensor
 
@@ -39,3 +40,28 @@ class Reading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sensor_id} @ {self.time:%Y-%m-%d %H:%M:%S}: {self.value}"
+
+
+class FaultLabel(models.Model):
+    """Ground truth: a period in which a sensor's signal is known to be faulty.
+
+    ``seed_data`` records every fault it injects here, so anomaly models can
+    be scored against it; staff may label real incidents the same way.
+    """
+
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="fault_labels")
+    kind = models.CharField(max_length=16, choices=FaultKind.choices)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=FaultSource.choices, default=FaultSource.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sensor", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["sensor", "kind", "start"], name="faultlabel_sensor_kind_start_uniq"),
+            models.CheckConstraint(condition=Q(end__gte=F("start")), name="faultlabel_end_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.sensor_id} from {self.start:%Y-%m-%d %H:%M}"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from django.db import IntegrityError, connections, transaction
 
-from readings.models import Reading
+from readings.choices import FaultSource
+from readings.models import FaultLabel, Reading
+from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
+from sensors.models import Asset, Sensor
 
 READINGS_TABLE = Reading._meta.db_table
 STAGE_TABLE = "readings_stage"
@@ -45,6 +50,12 @@ class ReadingBatch:
 
     def __len__(self) -> int:
         return len(self.sensor)
+
+    def split(self, size: int) -> tuple[ReadingBatch, ReadingBatch]:
+        """The first ``size`` readings and the rest."""
+        head = ReadingBatch(self.sensor[:size], self.time[:size], self.value[:size], self.quality[:size])
+        tail = ReadingBatch(self.sensor[size:], self.time[size:], self.value[size:], self.quality[size:])
+        return head, tail
 
     @classmethod
     def from_columns(cls, *, sensor, time, value, quality) -> ReadingBatch:
@@ -104,8 +115,7 @@ def readings_insert(*, batch: ReadingBatch, using: str = "default") -> int:
             with cursor.copy(f"COPY {STAGE_TABLE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(payload)
             cursor.execute(
-                f"INSERT INTO {READINGS_TABLE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGE_TABLE} "
-                "ON CONFLICT DO NOTHING"
+                f"INSERT INTO {READINGS_TABLE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGE_TABLE} ON CONFLICT DO NOTHING"
             )
             inserted = cursor.rowcount
             # ON COMMIT DELETE ROWS empties it at commit; truncate now for callers inside a longer transaction.
@@ -131,3 +141,190 @@ def _insert_portable(batch: ReadingBatch, using: str) -> int:
             rows,
         )
         return cursor.rowcount
+
+
+# --- seed_data ----------------------------------------------------------------
+
+
+class SeedConflict(Exception):
+    """An asset or sensor the seed would create exists but was not created by the seed."""
+
+
+@dataclass
+class SeedCounts:
+    created: int = 0
+    present: int = 0
+
+    def __str__(self) -> str:
+        return f"created {self.created}, already present {self.present}"
+
+
+@dataclass
+class SeedReport:
+    assets: SeedCounts
+    sensors: SeedCounts
+    readings: SeedCounts
+    faults: SeedCounts
+    end: datetime
+
+
+SEED_MARK = "seeded"
+
+
+def _floor(moment: datetime, interval: int) -> datetime:
+    stamp = int(moment.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % interval, tz=UTC)
+
+
+def _seed_fleet(*, sensors: int, interval: int, end: datetime) -> tuple[list[Sensor], SeedCounts, SeedCounts]:
+    specs = [sensor_spec(number) for number in range(1, sensors + 1)]
+    asset_counts, sensor_counts = SeedCounts(), SeedCounts()
+    assets: dict[str, Asset] = {}
+    for spec in {spec.asset.code: spec.asset for spec in specs}.values():
+        asset, created = Asset.objects.get_or_create(
+            code=spec.code,
+            defaults={
+                "name": spec.name,
+                "site": spec.site,
+                "location": spec.location,
+                "criticality": spec.criticality,
+                "metadata": {SEED_MARK: True, "machine": spec.machine.name},
+            },
+        )
+        if not created and not asset.metadata.get(SEED_MARK):
+            raise SeedConflict(f"Asset {spec.code} exists and was not created by seed_data; it is left untouched.")
+        asset_counts.created += created
+        asset_counts.present += not created
+        assets[spec.code] = asset
+    result = []
+    for spec in specs:
+        profile = spec.profile
+        sensor, created = Sensor.objects.get_or_create(
+            sensor_id=spec.sensor_id,
+            defaults={
+                "name": spec.name,
+                "asset": assets[spec.asset.code],
+                "sensor_type": spec.sensor_type,
+                "unit": profile.unit,
+                "normal_min": profile.normal_min,
+                "normal_max": profile.normal_max,
+                "sampling_interval": interval,
+                "metadata": {SEED_MARK: True, "seed_end": end.isoformat()},
+            },
+        )
+        if not created and not sensor.metadata.get(SEED_MARK):
+            raise SeedConflict(
+                f"Sensor {spec.sensor_id} exists and was not created by seed_data; "
+                "synthetic readings are never added to a real sensor."
+            )
+        sensor_counts.created += created
+        sensor_counts.present += not created
+        result.append(sensor)
+    return result, asset_counts, sensor_counts
+
+
+def seed_anchor(*, sensors: int) -> datetime | None:
+    """The end chosen by the first seeding, so that re-runs without ``--end`` add nothing."""
+    ids = [sensor_spec(number).sensor_id for number in range(1, sensors + 1)]
+    for metadata in Sensor.objects.filter(sensor_id__in=ids).order_by("sensor_id").values_list("metadata", flat=True):
+        if metadata.get(SEED_MARK) and metadata.get("seed_end"):
+            return datetime.fromisoformat(metadata["seed_end"])
+    return None
+
+
+def fleet_seed(
+    *,
+    sensors: int,
+    readings: int,
+    interval: int,
+    end: datetime | None,
+    seed: int,
+    anomaly_rate: float,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+    using: str = "default",
+) -> SeedReport:
+    """Create (or complete) a synthetic fleet with readings and labelled faults; idempotent.
+
+    ``end`` None means: the anchor recorded by an earlier run, else now floored
+    to ``interval``. Readings go through ``readings_insert`` in batches of
+    ``batch_size``, so memory stays bounded whatever ``readings`` is.
+    """
+    end = _floor(end or seed_anchor(sensors=sensors) or datetime.now(UTC), interval)
+    with transaction.atomic(using=using):
+        fleet, asset_counts, sensor_counts = _seed_fleet(sensors=sensors, interval=interval, end=end)
+
+    reading_counts, fault_counts = SeedCounts(), SeedCounts()
+    end64 = np.datetime64(end.replace(tzinfo=None), "us")
+    pending: list[ReadingBatch] = []
+    pending_rows = 0
+    labels: list[FaultLabel] = []
+
+    def flush(limit: int) -> None:
+        nonlocal pending, pending_rows
+        while pending_rows >= limit and pending_rows:
+            merged = ReadingBatch.from_columns(
+                sensor=np.concatenate([b.sensor for b in pending]),
+                time=np.concatenate([b.time for b in pending]),
+                value=np.concatenate([b.value for b in pending]),
+                quality=np.concatenate([b.quality for b in pending]),
+            )
+            head, tail = merged.split(batch_size)
+            inserted = readings_insert(batch=head, using=using)
+            reading_counts.created += inserted
+            reading_counts.present += len(head) - inserted
+            if progress:
+                progress(len(head))
+            pending, pending_rows = ([tail], len(tail)) if len(tail) else ([], 0)
+
+    for sensor, count in zip(fleet, readings_per_sensor(readings, sensors), strict=True):
+        if not count:
+            continue
+        number = int(sensor.sensor_id.rsplit("-", 1)[1])
+        profile = PROFILES[sensor.sensor_type]
+        params = SignalParams(
+            number=number,
+            sensor_type=sensor.sensor_type,
+            asset_number=sensor_spec(number).asset.number,
+            normal_min=profile.normal_min if sensor.normal_min is None else sensor.normal_min,
+            normal_max=profile.normal_max if sensor.normal_max is None else sensor.normal_max,
+        )
+        signal = SensorSignal(params, count=count, end=end64, interval=interval, seed=seed, anomaly_rate=anomaly_rate)
+        for times, values, quality in signal.blocks():
+            pending.append(ReadingBatch(np.full(len(times), sensor.pk, dtype=np.int64), times, values, quality))
+            pending_rows += len(times)
+            flush(batch_size)
+        labels.extend(
+            FaultLabel(
+                sensor=sensor,
+                kind=kind,
+                start=_aware(start),
+                end=_aware(stop),
+                source=FaultSource.SEED,
+            )
+            for kind, start, stop in signal.labels()
+        )
+    flush(1)
+
+    seeded = FaultLabel.objects.using(using).filter(sensor__in=fleet, source=FaultSource.SEED)
+    before = seeded.count()
+    FaultLabel.objects.using(using).bulk_create(labels, ignore_conflicts=True, batch_size=1000)
+    fault_counts.created = seeded.count() - before
+    fault_counts.present = len(labels) - fault_counts.created
+    return SeedReport(asset_counts, sensor_counts, reading_counts, fault_counts, end)
+
+
+def _aware(moment: np.datetime64) -> datetime:
+    return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+
+
+def fleet_seed_reset(*, using: str = "default") -> dict[str, int]:
+    """Delete everything ``seed_data`` created: readings and faults of seeded sensors, the sensors, their assets."""
+    sensors = Sensor.objects.using(using).filter(metadata__seeded=True)
+    with transaction.atomic(using=using):
+        sensor_ids = list(sensors.values_list("pk", flat=True))
+        deleted_readings, _ = Reading.objects.using(using).filter(sensor_id__in=sensor_ids).delete()
+        FaultLabel.objects.using(using).filter(sensor_id__in=sensor_ids).delete()
+        deleted_sensors, _ = Sensor.objects.using(using).filter(pk__in=sensor_ids).delete()
+        deleted_assets, _ = Asset.objects.using(using).filter(metadata__seeded=True, sensors__isnull=True).delete()
+    return {"readings": deleted_readings, "sensors": deleted_sensors, "assets": deleted_assets}

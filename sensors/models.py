@@ -24,6 +24,7 @@ class Asset(models.Model):
     criticality = models.CharField(max_length=16, choices=AssetCriticality.choices, default=AssetCriticality.MEDIUM)
     status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.OPERATIONAL)
     notes = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True, help_text="Free-form details: maker, model, serial, ...")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

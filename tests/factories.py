@@ -13,8 +13,8 @@ class AssetFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Asset
 
-    name = factory.Sequence(lambda n: f"Pump {n}")
-    code = factory.Sequence(lambda n: f"PUMP-{n:03d}")
+    name = factory.Sequence(lambda n: f"Test machine {n}")
+    code = factory.Sequence(lambda n: f"TEST-{n:03d}")
     site = "North Plant"
     location = "Line 1 / Station 1"
 
@@ -23,7 +23,7 @@ class SensorFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Sensor
 
-    sensor_id = factory.Sequence(lambda n: f"sensor-{n:03d}")
+    sensor_id = factory.Sequence(lambda n: f"probe-{n:03d}")
     asset = factory.SubFactory(AssetFactory)
     sensor_type = SensorType.TEMPERATURE
     unit = "°C"

@@ -57,8 +57,8 @@ def test_existing_django_migrations_table_is_adopted_without_reapplying(scratch_
     assert "django_migrations" in _tables(scratch_db)
     with psycopg.connect(server_dsn(scratch_db)) as conn:
         conn.execute(
-            "INSERT INTO sensors_asset (name, code, site, location, criticality, status, notes, created_at, "
-            "updated_at) VALUES ('Press', 'PRESS-1', 'North', '', 'high', 'operational', '', now(), now())"
+            "INSERT INTO sensors_asset (name, code, site, location, criticality, status, notes, metadata, created_at, "
+            "updated_at) VALUES ('Press', 'PRESS-1', 'North', '', 'high', 'operational', '', '{}', now(), now())"
         )
     before = _query(scratch_db, "SELECT app, name, applied FROM django_migrations ORDER BY app, name")
 

@@ -22,8 +22,11 @@ def fetch(sql: str, params=()) -> list[tuple]:
 
 def jobs() -> set[str]:
     return {
-        proc for (proc,) in fetch("SELECT proc_name FROM timescaledb_information.jobs WHERE hypertable_name IN "
-                                  "('readings_reading', 'readings_hourly') OR proc_name LIKE 'policy_refresh%%'")
+        proc
+        for (proc,) in fetch(
+            "SELECT proc_name FROM timescaledb_information.jobs WHERE hypertable_name IN "
+            "('readings_reading', 'readings_hourly') OR proc_name LIKE 'policy_refresh%%'"
+        )
     }
 
 
@@ -41,7 +44,7 @@ def test_readings_table_is_a_hypertable_with_the_configured_chunk_interval(setti
 
 def test_primary_key_on_sensor_and_time_survives_the_conversion():
     [(definition,)] = fetch("SELECT indexdef FROM pg_indexes WHERE indexname = 'readings_reading_pkey'")
-    assert "(sensor_id, \"time\")" in definition
+    assert '(sensor_id, "time")' in definition
 
 
 def test_duplicate_sensor_and_time_is_refused_on_the_hypertable():
@@ -63,9 +66,7 @@ def test_compression_and_refresh_jobs_exist_and_retention_follows_settings(setti
     settings.READINGS_RETENTION_DAYS = 400
     call_command("migrate", "--no-input", verbosity=0)
     assert "policy_retention" in jobs()
-    [(config,)] = fetch(
-        "SELECT config::text FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"
-    )
+    [(config,)] = fetch("SELECT config::text FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'")
     assert "400 days" in config
 
     settings.READINGS_RETENTION_DAYS = None
@@ -128,7 +129,9 @@ def test_compressed_chunks_still_answer_and_refuse_duplicates():
     sensor = SensorFactory()
     old = datetime.now(UTC) - timedelta(days=30)
     Reading.objects.bulk_create([Reading(sensor=sensor, time=old + timedelta(minutes=i), value=i) for i in range(60)])
-    compressed = fetch("SELECT compress_chunk(c) FROM show_chunks('readings_reading', older_than => INTERVAL '7 days') c")
+    compressed = fetch(
+        "SELECT compress_chunk(c) FROM show_chunks('readings_reading', older_than => INTERVAL '7 days') c"
+    )
     assert compressed
     assert Reading.objects.filter(sensor=sensor).count() == 60
     with pytest.raises(IntegrityError), transaction.atomic():
