@@ -111,6 +111,7 @@ function isFatal(err) {
 const SSL_REQUEST = 80877103
 const GSSENC_REQUEST = 80877104
 let pending = Buffer.alloc(0)
+let protocolQueue = Promise.resolve()
 let awaitingStartup = true
 
 function newConnection() {
@@ -146,11 +147,22 @@ function takeWholeMessages(chunk) {
 const served = new Proxy(db, {
   get(target, prop) {
     if (prop === 'execProtocolRaw') {
-      return async (data, options) => {
-        const whole = takeWholeMessages(data)
-        // An empty reply makes the handler skip the write: nothing to answer
-        // until the rest of the message arrives.
-        return whole.length ? target.execProtocolRaw(whole, options) : new Uint8Array(0)
+      return (data, options) => {
+        const run = async () => {
+          const whole = takeWholeMessages(data)
+          // An empty reply makes the handler skip the write: nothing to
+          // answer until the rest of the message arrives.
+          if (!whole.length) return new Uint8Array(0)
+          // PGlite returns a view of its reusable output buffer, which the
+          // next call overwrites: copy it before anything else can run.
+          return (await target.execProtocolRaw(whole, options)).slice()
+        }
+        // pglite-socket starts a call per TCP read without waiting for the
+        // previous one; overlapping calls interleave and corrupt replies
+        // (pipelined executemany() then hangs), so run them one by one.
+        const result = protocolQueue.then(run)
+        protocolQueue = result.catch(() => {})
+        return result
       }
     }
     if (prop === 'runExclusive') {
