@@ -27,6 +27,7 @@ run: export DJANGO_DEBUG = true
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py seed_data --if-empty
 	@echo
 	@echo "  Smart Maintenance admin: http://127.0.0.1:8000/admin/"
 	@echo

@@ -262,6 +262,13 @@ def test_progress_bar_on_a_terminal_and_one_line_otherwise(tmp_path):
     assert "readings/s" not in piped.stdout
 
 
+@pytest.mark.django_db
+def test_if_empty_seeds_a_new_database_only(sensor):
+    out = seed("--if-empty")
+    assert "not seeding" in out
+    assert Sensor.objects.count() == 1
+
+
 def test_sqlite_default_seeds_and_reruns(tmp_path):
     env = {"DJANGO_VAR_DIR": str(tmp_path)}
     assert run_manage("migrate", "--no-input", env=env).returncode == 0

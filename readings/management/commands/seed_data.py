@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from readings.services import SeedConflict, fleet_seed, fleet_seed_reset
+from sensors.models import Sensor
 
 
 def _end(value: str) -> datetime:
@@ -64,12 +65,21 @@ class Command(BaseCommand):
             "(DJANGO_DEBUG false) unless --force is given.",
         )
         parser.add_argument("--force", action="store_true", help="Allow --reset in production.")
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing when the database already has sensors (make run uses it to seed only on first start).",
+        )
         parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
 
     def handle(self, *args, **options):
         self._validate(options)
         end = _end(options["end"]) if options["end"] else None
         quiet = options["quiet"]
+        if options["if_empty"] and Sensor.objects.exists():
+            if not quiet:
+                self.stdout.write("The database already has sensors; not seeding (--if-empty).")
+            return
 
         if options["reset"]:
             if not settings.DEBUG and not options["force"]:
