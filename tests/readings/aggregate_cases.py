@@ -9,11 +9,10 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
 from readings.aggregates import AGGREGATES, BUCKETS, bucket_floor, bucket_strategy, readings_buckets
-from readings.services import ReadingBatch, readings_insert
+from readings.models import Reading
 from sensors.models import Asset, Sensor
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -127,7 +126,8 @@ def dataset() -> dict[str, dict[datetime, float]]:
 
 
 def seed(*, using: str = "default") -> dict[str, int]:
-    """Store ``dataset()`` through the ingest service; returns the sensors' primary keys by sensor id."""
+    """Store ``dataset()`` through the ORM; returns the sensors' primary keys by sensor id."""
+    # Not readings_insert: its binary COPY is not served by the PGlite TimescaleDB test server.
     asset, _ = Asset.objects.using(using).get_or_create(
         code="AGG-1", defaults={"name": "Aggregates rig", "site": "Lab"}
     )
@@ -137,14 +137,9 @@ def seed(*, using: str = "default") -> dict[str, int]:
             sensor_id=sensor_id, defaults={"asset": asset, "sensor_type": "temperature", "unit": "°C"}
         )
         pks[sensor_id] = sensor.pk
-        times = np.array([moment.replace(tzinfo=None) for moment in readings], dtype="datetime64[us]")
-        batch = ReadingBatch.from_columns(
-            sensor=np.full(len(times), sensor.pk),
-            time=times,
-            value=list(readings.values()),
-            quality=np.ones(len(times)),
+        Reading.objects.using(using).bulk_create(
+            (Reading(sensor=sensor, time=time, value=value) for time, value in readings.items()), batch_size=500
         )
-        readings_insert(batch=batch, using=using)
     return pks
 
 
