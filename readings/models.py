@@ -34,6 +34,7 @@ class Reading(models.Model):
     )
 
     class Meta:
+        permissions = [("ingest_reading", "Can ingest readings through the API")]
         constraints = [
             models.CheckConstraint(condition=Q(quality__gte=0.0) & Q(quality__lte=1.0), name="reading_quality_range"),
         ]

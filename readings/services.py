@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.core.cache import cache
 from django.db import IntegrityError, connections, transaction
+from django.db.models import QuerySet
 
 from readings.choices import FaultSource
 from readings.models import FaultLabel, Reading
+from readings.selectors import latest_cache_key
 from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
 from sensors.models import Asset, Sensor
 
@@ -141,6 +145,101 @@ def _insert_portable(batch: ReadingBatch, using: str) -> int:
             rows,
         )
         return cursor.rowcount
+
+
+# --- ingest -------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    duplicates: int
+    errors: list[dict]
+
+    @property
+    def rejected(self) -> int:
+        return len(self.errors)
+
+
+def _number(value) -> float | None:
+    # bool is an int in Python, but true/false is not a measurement.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def readings_ingest(
+    *,
+    items: list,
+    sensors: QuerySet[Sensor],
+    now: datetime,
+    max_future_skew: timedelta,
+    using: str = "default",
+) -> IngestResult:
+    """Validate each item, store the valid ones, report the others by index and reason.
+
+    ``sensors`` are the sensors the caller may write to (an API key's limit);
+    a known sensor outside it is refused as such. A retried batch stores
+    nothing new and counts its readings as duplicates.
+    """
+    wanted = {item["sensor_id"] for item in items if isinstance(item, dict) and isinstance(item.get("sensor_id"), str)}
+    known = dict(Sensor.objects.using(using).filter(sensor_id__in=wanted).values_list("sensor_id", "pk"))
+    allowed = set(sensors.using(using).filter(sensor_id__in=known).values_list("pk", flat=True))
+    latest_allowed = now + max_future_skew
+
+    errors: list[dict] = []
+    pks, times, values, qualities = [], [], [], []
+
+    def reject(index: int, field: str | None, reason: str) -> None:
+        errors.append({"index": index, "field": field, "reason": reason})
+
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            reject(index, None, "Each reading must be an object with sensor_id, time and value.")
+            continue
+        sensor_id = item.get("sensor_id")
+        if not isinstance(sensor_id, str) or not sensor_id:
+            reject(index, "sensor_id", "Required: the sensor's ID as a string.")
+            continue
+        pk = known.get(sensor_id)
+        if pk is None:
+            reject(index, "sensor_id", f"Unknown sensor {sensor_id!r}.")
+            continue
+        if pk not in allowed:
+            reject(index, "sensor_id", f"Sensor {sensor_id!r} is outside this API key's limit.")
+            continue
+        raw_time = item.get("time")
+        try:
+            moment = datetime.fromisoformat(raw_time)
+        except (TypeError, ValueError):
+            reject(index, "time", "Required: an ISO 8601 date-time with a UTC offset, e.g. 2026-11-26T08:00:00Z.")
+            continue
+        if moment.tzinfo is None:
+            reject(index, "time", "The time has no UTC offset; add one, e.g. 2026-11-26T08:00:00Z.")
+            continue
+        if moment > latest_allowed:
+            reject(index, "time", f"The time is more than {int(max_future_skew.total_seconds())} s in the future.")
+            continue
+        value = _number(item.get("value"))
+        if value is None or not math.isfinite(value):
+            reject(index, "value", "Required: a finite number.")
+            continue
+        quality = item.get("quality", 1.0)
+        quality = _number(quality)
+        if quality is None or not 0.0 <= quality <= 1.0:
+            reject(index, "quality", "Must be a number from 0 to 1.")
+            continue
+        pks.append(pk)
+        times.append(moment.astimezone(UTC).replace(tzinfo=None))
+        values.append(value)
+        qualities.append(quality)
+
+    batch = ReadingBatch.from_columns(sensor=pks, time=times, value=values, quality=qualities)
+    accepted = readings_insert(batch=batch, using=using)
+    if accepted:
+        touched = [latest_cache_key(pk) for pk in set(pks)]
+        transaction.on_commit(lambda: cache.delete_many(touched), using=using)
+    return IngestResult(accepted=accepted, duplicates=len(batch) - accepted, errors=errors)
 
 
 # --- seed_data ----------------------------------------------------------------
@@ -306,6 +405,8 @@ def fleet_seed(
         )
     flush(1)
 
+    if reading_counts.created:
+        cache.delete_many([latest_cache_key(sensor.pk) for sensor in fleet])
     seeded = FaultLabel.objects.using(using).filter(sensor__in=fleet, source=FaultSource.SEED)
     before = seeded.count()
     FaultLabel.objects.using(using).bulk_create(labels, ignore_conflicts=True, batch_size=1000)

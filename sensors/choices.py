@@ -32,3 +32,9 @@ class SensorStatus(models.TextChoices):
     INACTIVE = "inactive", "Inactive"
     MAINTENANCE = "maintenance", "Maintenance"
     DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+
+class APIKeyScope(models.TextChoices):
+    INGEST = "ingest", "Ingest only"
+    READ = "read", "Read only"
+    READ_INGEST = "read_ingest", "Read and ingest"

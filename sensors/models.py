@@ -3,8 +3,9 @@
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from rest_framework_api_key.models import AbstractAPIKey
 
-from sensors.choices import AssetCriticality, AssetStatus, SensorStatus, SensorType
+from sensors.choices import APIKeyScope, AssetCriticality, AssetStatus, SensorStatus, SensorType
 
 external_id_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
@@ -80,3 +81,26 @@ class Sensor(models.Model):
 
     def __str__(self) -> str:
         return self.sensor_id
+
+
+class APIKey(AbstractAPIKey):
+    """A key for a gateway or device: hashed, scoped, optionally limited to a site and/or some assets."""
+
+    scope = models.CharField(max_length=16, choices=APIKeyScope.choices, default=APIKeyScope.INGEST)
+    site = models.CharField(max_length=100, blank=True, help_text="Only assets of this site (empty: every site).")
+    assets = models.ManyToManyField(
+        Asset, blank=True, related_name="api_keys", help_text="Only these assets (none selected: every asset)."
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    @property
+    def can_read(self) -> bool:
+        return self.scope in (APIKeyScope.READ, APIKeyScope.READ_INGEST)
+
+    @property
+    def can_ingest(self) -> bool:
+        return self.scope in (APIKeyScope.INGEST, APIKeyScope.READ_INGEST)

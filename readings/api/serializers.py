@@ -1,0 +1,123 @@
+"""Request and response shapes of the readings API (the ingest body is validated in readings_ingest for speed)."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from readings.aggregates import AGGREGATES, BUCKETS
+from readings.models import Reading
+
+
+class ReadingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Reading
+        fields = ["time", "value", "quality"]
+
+
+class IngestItemSerializer(serializers.Serializer):
+    sensor_id = serializers.CharField()
+    time = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset, e.g. 2026-11-26T08:00:00Z.")
+    value = serializers.FloatField(help_text="A finite number.")
+    quality = serializers.FloatField(required=False, default=1.0, min_value=0.0, max_value=1.0)
+
+
+class IngestRequestSerializer(serializers.Serializer):
+    readings = IngestItemSerializer(many=True, help_text=f"1 to {settings.INGEST_MAX_BATCH} readings.")
+
+
+class IngestErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the reading in the request.")
+    field = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Readings stored by this request.")
+    duplicates = serializers.IntegerField(help_text="Valid readings already stored (same sensor and time).")
+    rejected = serializers.IntegerField(help_text="Invalid readings, listed in errors.")
+    errors = IngestErrorSerializer(many=True)
+
+
+class RangeQuerySerializer(serializers.Serializer):
+    # "from" is a Python keyword: the fields are declared through the class namespace.
+    vars()["from"] = serializers.DateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601).")
+    vars()["to"] = serializers.DateTimeField(required=False, help_text="Exclusive upper bound (ISO 8601).")
+
+    def validate(self, attrs):
+        if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
+            raise serializers.ValidationError({"to": "Must be later than 'from'."})
+        return attrs
+
+
+class AggregateQuerySerializer(RangeQuerySerializer):
+    bucket = serializers.ChoiceField(choices=list(BUCKETS), default="1h")
+    agg = serializers.CharField(
+        default="avg", help_text=f"Comma-separated, any of: {', '.join(AGGREGATES)}. Default avg."
+    )
+    fill = serializers.ChoiceField(
+        choices=["none", "null", "previous"],
+        default="none",
+        help_text="Empty buckets: left out (none), present with nulls (null), or carrying the last values (previous).",
+    )
+
+    def validate_agg(self, value):
+        aggs = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = sorted(set(aggs) - set(AGGREGATES))
+        if unknown or not aggs:
+            raise serializers.ValidationError(
+                f"Choose from {', '.join(AGGREGATES)}; got {', '.join(unknown) or 'none'}."
+            )
+        return list(dict.fromkeys(aggs))
+
+
+class LatestSerializer(serializers.Serializer):
+    """One sensor's newest reading and state."""
+
+    sensor_id = serializers.CharField(source="sensor.sensor_id")
+    asset_code = serializers.CharField(source="sensor.asset.code")
+    sensor_type = serializers.CharField(source="sensor.sensor_type")
+    unit = serializers.CharField(source="sensor.unit")
+    status = serializers.CharField(source="sensor.status")
+    time = serializers.DateTimeField(source="reading.time", allow_null=True, default=None)
+    value = serializers.FloatField(source="reading.value", allow_null=True, default=None)
+    quality = serializers.FloatField(source="reading.quality", allow_null=True, default=None)
+    age_seconds = serializers.SerializerMethodField()
+    connectivity = serializers.ChoiceField(choices=["online", "stale", "offline", "no_data"])
+    out_of_range = serializers.BooleanField(allow_null=True)
+
+    def get_age_seconds(self, state) -> float | None:
+        return round(state.age.total_seconds(), 3) if state.age is not None else None
+
+
+class FleetCountsSerializer(serializers.Serializer):
+    online = serializers.IntegerField(required=False)
+    stale = serializers.IntegerField(required=False)
+    offline = serializers.IntegerField(required=False)
+    no_data = serializers.IntegerField(required=False)
+    out_of_range = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class FleetStatusSerializer(serializers.Serializer):
+    generated_at = serializers.DateTimeField()
+    counts = FleetCountsSerializer()
+    sensors = LatestSerializer(many=True)
+
+
+class AggregateBucketSerializer(serializers.Serializer):
+    bucket = serializers.DateTimeField(help_text="Start of the bucket.")
+    avg = serializers.FloatField(required=False, allow_null=True)
+    min = serializers.FloatField(required=False, allow_null=True)
+    max = serializers.FloatField(required=False, allow_null=True)
+    count = serializers.IntegerField(required=False)
+    first = serializers.FloatField(required=False, allow_null=True)
+    last = serializers.FloatField(required=False, allow_null=True)
+
+
+class AggregatesResponseSerializer(serializers.Serializer):
+    sensor_id = serializers.CharField()
+    unit = serializers.CharField()
+    vars()["from"] = serializers.DateTimeField()
+    vars()["to"] = serializers.DateTimeField()
+    bucket = serializers.CharField()
+    agg = serializers.ListField(child=serializers.CharField())
+    buckets = AggregateBucketSerializer(many=True)

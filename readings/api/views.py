@@ -1,0 +1,227 @@
+"""Readings API: ingest, ranges (JSON with cursor pagination, or streamed CSV), aggregates, latest, fleet status."""
+
+from __future__ import annotations
+
+import csv
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
+from rest_framework import exceptions, generics, pagination, serializers, status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from readings.aggregates import BUCKETS, TooManyBuckets, readings_buckets
+from readings.api.renderers import CSVRenderer
+from readings.api.serializers import (
+    AggregateQuerySerializer,
+    AggregatesResponseSerializer,
+    FleetStatusSerializer,
+    IngestRequestSerializer,
+    IngestResponseSerializer,
+    LatestSerializer,
+    RangeQuerySerializer,
+    ReadingSerializer,
+)
+from readings.selectors import fleet_status, readings_in_range
+from readings.services import readings_ingest
+from sensors.api.permissions import CanIngest, CanReadReadings, request_key
+from sensors.selectors import sensors_visible
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+@extend_validation_errors(["invalid"], field_name="readings", methods=["post"])
+class IngestView(APIView):
+    """Store a batch of readings; each invalid reading is reported by index, the valid ones are kept."""
+
+    permission_classes = [CanIngest]
+
+    @extend_schema(
+        request=IngestRequestSerializer,
+        responses={200: IngestResponseSerializer, 413: OpenApiResponse(description="Body larger than the limit.")},
+        summary="Ingest a batch of readings",
+    )
+    def post(self, request):
+        # Refuse an oversized body before reading or parsing any of it.
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit() or int(length) > settings.INGEST_MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body must be at most {settings.INGEST_MAX_BODY_BYTES} bytes; split the batch.")
+        data = request.data
+        items = data.get("readings") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise serializers.ValidationError({"readings": ["Required: a list of readings."]})
+        if not 1 <= len(items) <= settings.INGEST_MAX_BATCH:
+            raise serializers.ValidationError(
+                {"readings": [f"Send from 1 to {settings.INGEST_MAX_BATCH} readings per request; got {len(items)}."]}
+            )
+        result = readings_ingest(
+            items=items,
+            sensors=sensors_visible(key=request_key(request)),
+            now=timezone.now(),
+            max_future_skew=settings.INGEST_MAX_FUTURE_SKEW,
+        )
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": result.rejected,
+                "errors": result.errors,
+            }
+        )
+
+
+class SensorMixin:
+    permission_classes = [CanReadReadings]
+
+    def get_sensor(self):
+        return get_object_or_404(sensors_visible(key=request_key(self.request)), sensor_id=self.kwargs["sensor_id"])
+
+    def range_query(self, serializer_class=RangeQuerySerializer) -> dict:
+        query = serializer_class(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data
+
+
+class ReadingCursorPagination(pagination.CursorPagination):
+    ordering = "time"
+    page_size = 500
+    page_size_query_param = "limit"
+    max_page_size = 10_000
+
+
+CSV_CHUNK = 5_000
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@extend_validation_errors(["invalid"], field_name="from")
+@extend_validation_errors(["invalid"], field_name="to")
+@extend_validation_errors(["invalid"], field_name="ordering")
+@extend_schema(
+    parameters=[
+        RangeQuerySerializer,
+        OpenApiParameter("ordering", OpenApiTypes.STR, enum=["time", "-time"], description="Default: time."),
+    ],
+    summary="Readings of a sensor in a time range (JSON pages, or the whole range as CSV with ?format=csv)",
+)
+class SensorReadingsView(SensorMixin, generics.ListAPIView):
+    serializer_class = ReadingSerializer
+    pagination_class = ReadingCursorPagination
+    renderer_classes = [JSONRenderer, CSVRenderer]
+    filter_backends = []
+
+    def get_queryset(self):
+        query = self.range_query()
+        return readings_in_range(sensor=self.get_sensor(), start=query.get("from"), end=query.get("to"))
+
+    def get_ordering(self) -> str:
+        ordering = self.request.query_params.get("ordering", "time")
+        if ordering not in ("time", "-time"):
+            raise serializers.ValidationError({"ordering": ["Use time or -time."]})
+        return ordering
+
+    def paginate_queryset(self, queryset):
+        self.paginator.ordering = self.get_ordering()
+        return super().paginate_queryset(queryset)
+
+    def list(self, request, *args, **kwargs):
+        if request.accepted_renderer.format == "csv":
+            return self.stream_csv()
+        return super().list(request, *args, **kwargs)
+
+    def stream_csv(self):
+        sensor = self.get_sensor()
+        rows = self.get_queryset().order_by(self.get_ordering()).values_list("time", "value", "quality")
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow(["sensor_id", "time", "value", "quality"])
+            for time, value, quality in rows.iterator(chunk_size=CSV_CHUNK):
+                yield writer.writerow([sensor.sensor_id, time.isoformat(), repr(value), repr(quality)])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{sensor.sensor_id}-readings.csv"'
+        return response
+
+
+@extend_validation_errors(["invalid"], field_name="from")
+@extend_validation_errors(["invalid"], field_name="to")
+@extend_validation_errors(["invalid", "invalid_choice"], field_name="bucket")
+@extend_validation_errors(["invalid"], field_name="agg")
+@extend_validation_errors(["invalid_choice"], field_name="fill")
+@extend_schema(
+    parameters=[AggregateQuerySerializer],
+    responses=AggregatesResponseSerializer,
+    summary="Time-bucketed aggregates of a sensor's readings",
+)
+class SensorAggregatesView(SensorMixin, APIView):
+    def get(self, request, sensor_id):
+        sensor = self.get_sensor()
+        query = self.range_query(AggregateQuerySerializer)
+        end = query.get("to") or timezone.now()
+        start = query.get("from") or end - BUCKETS[query["bucket"]] * 24
+        if start >= end:
+            raise serializers.ValidationError({"from": ["Must be earlier than 'to'."]})
+        try:
+            buckets = readings_buckets(
+                sensor_pk=sensor.pk,
+                start=start,
+                end=end,
+                bucket=BUCKETS[query["bucket"]],
+                aggs=query["agg"],
+                fill=None if query["fill"] == "none" else query["fill"],
+            )
+        except TooManyBuckets as exc:
+            raise serializers.ValidationError({"bucket": [str(exc)]}) from exc
+        return Response(
+            {
+                "sensor_id": sensor.sensor_id,
+                "unit": sensor.unit,
+                "from": start,
+                "to": end,
+                "bucket": query["bucket"],
+                "agg": query["agg"],
+                "buckets": buckets,
+            }
+        )
+
+
+@extend_schema(responses=LatestSerializer, summary="The newest reading of a sensor, its age and range status")
+class SensorLatestView(SensorMixin, APIView):
+    def get(self, request, sensor_id):
+        sensor = self.get_sensor()
+        [state] = fleet_status(sensors=sensors_visible(key=request_key(request)).filter(pk=sensor.pk))
+        return Response(LatestSerializer(state).data)
+
+
+@extend_schema(
+    responses=FleetStatusSerializer,
+    summary="Every visible sensor: newest reading, connectivity (online, stale, offline) and range status",
+)
+class FleetStatusView(SensorMixin, APIView):
+    def get(self, request):
+        states = fleet_status(sensors=sensors_visible(key=request_key(request)))
+        counts = {}
+        for state in states:
+            counts[state.connectivity] = counts.get(state.connectivity, 0) + 1
+        out_of_range = sum(1 for state in states if state.out_of_range)
+        return Response(
+            {
+                "generated_at": timezone.now(),
+                "counts": {**counts, "out_of_range": out_of_range, "total": len(states)},
+                "sensors": LatestSerializer(states, many=True).data,
+            }
+        )

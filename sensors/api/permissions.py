@@ -1,0 +1,45 @@
+"""Who may do what: people (JWT or session) and API keys (scope and limits)."""
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from sensors.models import APIKey
+
+
+def request_key(request) -> APIKey | None:
+    return request.auth if isinstance(request.auth, APIKey) else None
+
+
+def _authenticated(request) -> bool:
+    return bool(request.user and request.user.is_authenticated)
+
+
+class FleetPermission(BasePermission):
+    """Assets and sensors: any authenticated user or read-scoped key reads; only staff users write."""
+
+    message = "Only staff users may change assets and sensors; API keys are read-only here."
+
+    def has_permission(self, request, view) -> bool:
+        key = request_key(request)
+        if key is not None:
+            return request.method in SAFE_METHODS and key.can_read
+        if not _authenticated(request):
+            return False
+        return request.method in SAFE_METHODS or request.user.is_staff
+
+
+class CanReadReadings(BasePermission):
+    message = "This API key has no read scope."
+
+    def has_permission(self, request, view) -> bool:
+        key = request_key(request)
+        return key.can_read if key is not None else _authenticated(request)
+
+
+class CanIngest(BasePermission):
+    message = "Ingest needs an API key with the ingest scope or a user with the 'Can ingest readings' permission."
+
+    def has_permission(self, request, view) -> bool:
+        key = request_key(request)
+        if key is not None:
+            return key.can_ingest
+        return _authenticated(request) and request.user.has_perm("readings.ingest_reading")

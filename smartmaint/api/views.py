@@ -1,0 +1,39 @@
+"""Project-level API views: JSON 404s for unknown API URLs, and JWT views with their 401 documented."""
+
+from django.http import JsonResponse
+from django.views.defaults import page_not_found as html_page_not_found
+from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.handler import exception_handler
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework_simplejwt import views as jwt_views
+
+
+def page_not_found(request, exception=None):
+    """Unknown URLs under /api/ answer in the API's error shape, not with an HTML page."""
+    if request.path.startswith("/api/"):
+        response = exception_handler(NotFound(), {"request": request, "view": None})
+        return JsonResponse(response.data, status=response.status_code)
+    return html_page_not_found(request, exception)
+
+
+class JWTError401Serializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["authentication_failed", "no_active_account", "token_not_valid"])
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class JWTErrorResponse401Serializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["client_error"])
+    errors = JWTError401Serializer(many=True)
+
+
+def _with_401(view):
+    # Wrong credentials or tokens are a 401 with simplejwt's own codes;
+    # drf-spectacular cannot infer that for these AllowAny views.
+    return extend_schema(responses={200: view.serializer_class, 401: JWTErrorResponse401Serializer})(view)
+
+
+TokenObtainPairView = _with_401(jwt_views.TokenObtainPairView)
+TokenRefreshView = _with_401(jwt_views.TokenRefreshView)
+TokenVerifyView = _with_401(jwt_views.TokenVerifyView)
