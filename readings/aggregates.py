@@ -87,6 +87,8 @@ def bucket_strategy(
     # Whole hourly rows then map into exactly one output bucket each, and the
     # range covers whole hours, so re-aggregating them loses nothing.
     on_hours = bucket % _HOUR == _ZERO and (start - ORIGIN) % _HOUR == _ZERO and (end - ORIGIN) % _HOUR == _ZERO
+    # The view is real-time, but an hour it has already materialised shows a
+    # late reading only once the refresh policy re-materialises that hour.
     if on_hours and set(aggs) <= HOURLY_AGGREGATES:
         return "hourly_view"
     return "time_bucket"
@@ -116,11 +118,11 @@ def readings_buckets(
     span = end - start
     if span > bucket * max_buckets:
         raise TooManyBuckets(buckets=-(span // -bucket), bucket=bucket, span=span, max_buckets=max_buckets)
-    strategy, sql, params = _sql(sensor_pk=sensor_pk, start=start, end=end, bucket=bucket, aggs=aggs, using=using)
+    _, sql, params = _sql(sensor_pk=sensor_pk, start=start, end=end, bucket=bucket, aggs=aggs, using=using)
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    result = [_row(strategy, row, aggs) for row in rows]
+    result = [_row(row, aggs) for row in rows]
     if fill is not None:
         result = _filled(result, start=start, end=end, bucket=bucket, aggs=aggs, carry=fill == "previous")
     return result
@@ -131,7 +133,7 @@ def readings_buckets_sql(
 ) -> tuple[str, str, list]:
     """The strategy, SQL and parameters ``readings_buckets`` runs (before filling); one row per non-empty bucket.
 
-    Each row is (bucket start, *aggs): the start as a datetime, or as Unix seconds on the portable strategy.
+    Each row is (bucket start in Unix seconds, *aggs).
     """
     start, end, aggs = _validated(start=start, end=end, bucket=bucket, aggs=aggs, fill=None)
     return _sql(sensor_pk=sensor_pk, start=start, end=end, bucket=bucket, aggs=aggs, using=using)
@@ -140,14 +142,59 @@ def readings_buckets_sql(
 def _sql(*, sensor_pk, start, end, bucket, aggs, using) -> tuple[str, str, list]:
     connection = connections[using]
     strategy = bucket_strategy(start=start, end=end, bucket=bucket, aggs=aggs, using=using)
-    build = {
-        "hourly_view": _hourly_view_sql,
-        "time_bucket": _time_bucket_sql,
-        "date_bin": _date_bin_sql,
-        "portable": _portable_sql,
-    }[strategy]
-    sql, params = build(connection, sensor_pk=sensor_pk, start=start, end=end, bucket=bucket, aggs=aggs)
-    return strategy, sql, params
+    n = _Names(connection)
+    range_params = _range_params(connection, sensor_pk, start, end)
+    if strategy == "hourly_view":
+        source = (
+            "SELECT time_bucket(%s::interval, bucket, %s::timestamptz) AS b, avg_value, min_value, max_value, "
+            f"reading_count FROM {connection.ops.quote_name(HOURLY_VIEW)} "
+            "WHERE sensor_id = %s AND bucket >= %s AND bucket < %s"
+        )
+        return strategy, _grouped_sql(source, _HOURLY_COLUMNS, aggs), [bucket, ORIGIN, *range_params]
+
+    columns = {
+        "avg": f"avg({n.value})",
+        "min": f"min({n.value})",
+        "max": f"max({n.value})",
+        "count": "count(*)",
+        "first": f"first({n.value}, {n.time})",
+        "last": f"last({n.value}, {n.time})",
+    }
+    if strategy == "portable":
+        # Unix seconds of the stored text 'YYYY-MM-DD HH:MM:SS[.ffffff]': the
+        # first 19 characters are the time floored to the second, exact where
+        # julianday() and a fractional strftime('%s') round to milliseconds.
+        # Buckets are whole seconds, so the floored second falls in the same
+        # bucket as the instant. Counting from the (aligned) bucket of `start`
+        # keeps every offset >= 0, so integer division is a floor.
+        seconds = f"CAST(strftime('%%s', substr({n.time}, 1, 19)) AS INTEGER)"
+        first, width = int(bucket_floor(start, bucket).timestamp()), int(bucket.total_seconds())
+        bucket_sql, params = f"(%s + ({seconds} - %s) / %s * %s)", [first, first, width, width]
+    else:
+        function = "time_bucket" if strategy == "time_bucket" else "date_bin"
+        bucket_sql, params = f"{function}(%s::interval, {n.time}, %s::timestamptz)", [bucket, ORIGIN]
+    source = f"SELECT {bucket_sql} AS b, {n.time}, {n.value} FROM {n.table} WHERE {n.where()}"
+    if strategy != "time_bucket" and {"first", "last"} & set(aggs):
+        # Without TimescaleDB's first()/last(): a window over each bucket in
+        # time order; its value is constant within the bucket, so any aggregate
+        # of it returns it.
+        source = (
+            f"SELECT b, {n.value}, first_value({n.value}) OVER w AS first_v, last_value({n.value}) OVER w AS last_v "
+            f"FROM ({source}) AS ranged WINDOW w AS "
+            f"(PARTITION BY b ORDER BY {n.time} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+        )
+        columns.update(first="min(first_v)", last="min(last_v)")
+    return strategy, _grouped_sql(source, columns, aggs, epoch=strategy != "portable"), [*params, *range_params]
+
+
+def _grouped_sql(source: str, columns: dict[str, str], aggs: Sequence[str], *, epoch: bool = True) -> str:
+    """One row per bucket ``b`` of ``source``: its start in Unix seconds, then the aggregates."""
+    # Bucket starts leave as integers: exact (buckets are whole seconds), one
+    # conversion for every backend, and cheaper to load than timestamptz,
+    # which Django's psycopg loader passes through Python for each value.
+    start = "extract(epoch FROM b)::bigint" if epoch else "b"
+    selected = ", ".join(columns[agg] for agg in aggs)
+    return f"SELECT {start}, {selected} FROM ({source}) AS r GROUP BY b ORDER BY b"
 
 
 def _validated(
@@ -189,84 +236,8 @@ def _range_params(connection: BaseDatabaseWrapper, sensor_pk: int, start: dateti
     return [sensor_pk, adapt(start), adapt(end)]
 
 
-def _hourly_view_sql(connection, *, sensor_pk, start, end, bucket, aggs) -> tuple[str, list]:
-    columns = ", ".join(_HOURLY_COLUMNS[agg] for agg in aggs)
-    sql = (
-        f"SELECT time_bucket(%s::interval, bucket, %s::timestamptz) AS b, {columns} "
-        f"FROM {connection.ops.quote_name(HOURLY_VIEW)} "
-        "WHERE sensor_id = %s AND bucket >= %s AND bucket < %s GROUP BY 1 ORDER BY 1"
-    )
-    return sql, [bucket, ORIGIN, *_range_params(connection, sensor_pk, start, end)]
-
-
-def _time_bucket_sql(connection, *, sensor_pk, start, end, bucket, aggs) -> tuple[str, list]:
-    n = _Names(connection)
-    expressions = {
-        "avg": f"avg({n.value})",
-        "min": f"min({n.value})",
-        "max": f"max({n.value})",
-        "count": "count(*)",
-        "first": f"first({n.value}, {n.time})",
-        "last": f"last({n.value}, {n.time})",
-    }
-    columns = ", ".join(expressions[agg] for agg in aggs)
-    sql = (
-        f"SELECT time_bucket(%s::interval, {n.time}, %s::timestamptz) AS b, {columns} "
-        f"FROM {n.table} WHERE {n.where()} GROUP BY 1 ORDER BY 1"
-    )
-    return sql, [bucket, ORIGIN, *_range_params(connection, sensor_pk, start, end)]
-
-
-def _date_bin_sql(connection, *, sensor_pk, start, end, bucket, aggs) -> tuple[str, list]:
-    n = _Names(connection)
-    bucket_sql = f"date_bin(%s::interval, {n.time}, %s::timestamptz)"
-    return _grouped_sql(n, bucket_sql, aggs), [bucket, ORIGIN, *_range_params(connection, sensor_pk, start, end)]
-
-
-def _portable_sql(connection, *, sensor_pk, start, end, bucket, aggs) -> tuple[str, list]:
-    n = _Names(connection)
-    # Unix seconds of the stored text 'YYYY-MM-DD HH:MM:SS[.ffffff]': the first
-    # 19 characters are the time floored to the second, exact where julianday()
-    # and a fractional strftime('%s') round to milliseconds. Buckets are whole
-    # seconds, so the floored second falls in the same bucket as the instant.
-    # Counting from the (aligned) bucket of `start` keeps every offset >= 0, so
-    # integer division is a floor.
-    seconds = f"CAST(strftime('%%s', substr({n.time}, 1, 19)) AS INTEGER)"
-    first = int(bucket_floor(start, bucket).timestamp())
-    width = int(bucket.total_seconds())
-    bucket_sql = f"(%s + ({seconds} - %s) / %s * %s)"
-    params = [first, first, width, width, *_range_params(connection, sensor_pk, start, end)]
-    return _grouped_sql(n, bucket_sql, aggs), params
-
-
-def _grouped_sql(n: _Names, bucket_sql: str, aggs: Sequence[str]) -> str:
-    """GROUP BY bucket over the sensor's range; first/last through a window over each bucket, ordered by time."""
-    plain = {
-        "avg": f"avg({n.value})",
-        "min": f"min({n.value})",
-        "max": f"max({n.value})",
-        "count": "count(*)",
-        # Constant within a bucket: any aggregate of it returns it.
-        "first": "min(first_value)",
-        "last": "min(last_value)",
-    }
-    columns = ", ".join(plain[agg] for agg in aggs)
-    ranged = f"SELECT {bucket_sql} AS b, {n.time}, {n.value} FROM {n.table} WHERE {n.where()}"
-    if {"first", "last"} & set(aggs):
-        ranged = (
-            f"SELECT b, {n.value}, first_value({n.value}) OVER w AS first_value, "
-            f"last_value({n.value}) OVER w AS last_value FROM ({ranged}) AS ranged "
-            f"WINDOW w AS (PARTITION BY b ORDER BY {n.time} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
-        )
-    return f"SELECT b, {columns} FROM ({ranged}) AS bucketed GROUP BY b ORDER BY b"
-
-
-def _row(strategy: str, row: tuple, aggs: tuple[str, ...]) -> dict:
-    moment = datetime.fromtimestamp(row[0], UTC) if strategy == "portable" else row[0].astimezone(UTC)
-    result: dict = {"bucket": moment}
-    for agg, value in zip(aggs, row[1:], strict=True):
-        result[agg] = int(value) if agg == "count" else (None if value is None else float(value))
-    return result
+def _row(row: tuple, aggs: tuple[str, ...]) -> dict:
+    return {"bucket": datetime.fromtimestamp(row[0], UTC), **dict(zip(aggs, row[1:], strict=True))}
 
 
 def _filled(
