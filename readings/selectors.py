@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.cache import cache
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -68,20 +67,30 @@ def sensor_latest_readings(*, sensor_pks: list[int]) -> dict[int, dict | None]:
     return found
 
 
-@dataclass(frozen=True)
-class SensorState:
-    sensor: Sensor
-    reading: dict | None
-    age: timedelta | None
-    connectivity: str  # online, stale, offline, no_data
-    out_of_range: bool | None
+STATUS_FIELDS = {
+    "sensor_id": "sensor_id",
+    "asset_code": "asset__code",
+    "sensor_type": "sensor_type",
+    "unit": "unit",
+    "status": "status",
+}
 
 
-def sensor_state(sensor: Sensor, reading: dict | None, now: datetime) -> SensorState:
+def sensor_state(sensor: dict, reading: dict | None, now: datetime) -> dict:
+    """One sensor's row of the fleet status: its newest reading, that reading's age, connectivity and range."""
+    state = {name: sensor[field] for name, field in STATUS_FIELDS.items()}
     if reading is None:
-        return SensorState(sensor, None, None, "no_data", None)
-    age = now - reading["time"]
-    interval = timedelta(seconds=sensor.sampling_interval)
+        return {
+            **state,
+            "time": None,
+            "value": None,
+            "quality": None,
+            "age_seconds": None,
+            "connectivity": "no_data",
+            "out_of_range": None,
+        }
+    age = (now - reading["time"]).total_seconds()
+    interval = sensor["sampling_interval"]
     if age <= interval * STALE_AFTER_INTERVALS:
         connectivity = "online"
     elif age <= interval * OFFLINE_AFTER_INTERVALS:
@@ -89,15 +98,29 @@ def sensor_state(sensor: Sensor, reading: dict | None, now: datetime) -> SensorS
     else:
         connectivity = "offline"
     value = reading["value"]
-    out_of_range = (sensor.normal_min is not None and value < sensor.normal_min) or (
-        sensor.normal_max is not None and value > sensor.normal_max
-    )
-    return SensorState(sensor, reading, age, connectivity, out_of_range)
+    low, high = sensor["normal_min"], sensor["normal_max"]
+    out_of_range = (low is not None and value < low) or (high is not None and value > high)
+    return {
+        **state,
+        **reading,
+        "age_seconds": round(age, 3),
+        "connectivity": connectivity,
+        "out_of_range": out_of_range,
+    }
 
 
-def fleet_status(*, sensors: QuerySet[Sensor], now: datetime | None = None) -> list[SensorState]:
-    """Per sensor: its newest reading, how old it is against the expected interval, and whether it is in range."""
+def fleet_status(*, sensors: QuerySet[Sensor], now: datetime | None = None) -> list[dict]:
+    """Per sensor (by sensor_id): its newest reading, how old it is against the expected interval, and whether
+    it is outside the normal range.
+
+    Plain dicts rather than model instances and serializers: this runs for
+    every sensor of the fleet on each call and must stay fast at thousands.
+    """
     now = now or timezone.now()
-    sensor_list = list(sensors.select_related("asset").order_by("sensor_id"))
-    latest = sensor_latest_readings(sensor_pks=[sensor.pk for sensor in sensor_list])
-    return [sensor_state(sensor, latest.get(sensor.pk), now) for sensor in sensor_list]
+    rows = list(
+        sensors.order_by("sensor_id").values(
+            "pk", *STATUS_FIELDS.values(), "sampling_interval", "normal_min", "normal_max"
+        )
+    )
+    latest = sensor_latest_readings(sensor_pks=[row["pk"] for row in rows])
+    return [sensor_state(row, latest.get(row["pk"]), now) for row in rows]

@@ -65,6 +65,7 @@ class ReadingBatch:
     def from_columns(cls, *, sensor, time, value, quality) -> ReadingBatch:
         return cls(
             sensor=np.asarray(sensor, dtype=np.int64),
+            # Integers are taken as microseconds since the epoch.
             time=np.asarray(time, dtype="datetime64[us]"),
             value=np.asarray(value, dtype=np.float64),
             quality=np.asarray(quality, dtype=np.float64),
@@ -161,11 +162,14 @@ class IngestResult:
         return len(self.errors)
 
 
+_NUMBER_TYPES = (int, float)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _number(value) -> float | None:
-    # bool is an int in Python, but true/false is not a measurement.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    # bool is an int subclass, but true/false is not a measurement: exact types only.
+    return float(value) if type(value) in _NUMBER_TYPES else None
 
 
 def readings_ingest(
@@ -180,15 +184,26 @@ def readings_ingest(
 
     ``sensors`` are the sensors the caller may write to (an API key's limit);
     a known sensor outside it is refused as such. A retried batch stores
-    nothing new and counts its readings as duplicates.
+    nothing new and counts its readings as duplicates. This runs for every
+    reading a gateway sends, so the checks are plain Python, not serializers.
     """
     wanted = {item["sensor_id"] for item in items if isinstance(item, dict) and isinstance(item.get("sensor_id"), str)}
-    known = dict(Sensor.objects.using(using).filter(sensor_id__in=wanted).values_list("sensor_id", "pk"))
-    allowed = set(sensors.using(using).filter(sensor_id__in=known).values_list("pk", flat=True))
+    allowed = dict(sensors.using(using).filter(sensor_id__in=wanted).values_list("sensor_id", "pk"))
+    outside = set()
+    if len(allowed) < len(wanted):
+        # Only now tell "unknown" from "outside the key's limit".
+        outside = set(
+            Sensor.objects.using(using)
+            .filter(sensor_id__in=wanted - allowed.keys())
+            .values_list("sensor_id", flat=True)
+        )
     latest_allowed = now + max_future_skew
 
     errors: list[dict] = []
-    pks, times, values, qualities = [], [], [], []
+    pks: list[int] = []
+    micros: list[int] = []
+    values: list[float] = []
+    qualities: list[float] = []
 
     def reject(index: int, field: str | None, reason: str) -> None:
         errors.append({"index": index, "field": field, "reason": reason})
@@ -198,19 +213,17 @@ def readings_ingest(
             reject(index, None, "Each reading must be an object with sensor_id, time and value.")
             continue
         sensor_id = item.get("sensor_id")
-        if not isinstance(sensor_id, str) or not sensor_id:
-            reject(index, "sensor_id", "Required: the sensor's ID as a string.")
-            continue
-        pk = known.get(sensor_id)
+        pk = allowed.get(sensor_id) if isinstance(sensor_id, str) else None
         if pk is None:
-            reject(index, "sensor_id", f"Unknown sensor {sensor_id!r}.")
+            if not isinstance(sensor_id, str) or not sensor_id:
+                reject(index, "sensor_id", "Required: the sensor's ID as a string.")
+            elif sensor_id in outside:
+                reject(index, "sensor_id", f"Sensor {sensor_id!r} is outside this API key's limit.")
+            else:
+                reject(index, "sensor_id", f"Unknown sensor {sensor_id!r}.")
             continue
-        if pk not in allowed:
-            reject(index, "sensor_id", f"Sensor {sensor_id!r} is outside this API key's limit.")
-            continue
-        raw_time = item.get("time")
         try:
-            moment = datetime.fromisoformat(raw_time)
+            moment = datetime.fromisoformat(item.get("time"))
         except (TypeError, ValueError):
             reject(index, "time", "Required: an ISO 8601 date-time with a UTC offset, e.g. 2026-11-26T08:00:00Z.")
             continue
@@ -224,17 +237,17 @@ def readings_ingest(
         if value is None or not math.isfinite(value):
             reject(index, "value", "Required: a finite number.")
             continue
-        quality = item.get("quality", 1.0)
-        quality = _number(quality)
+        quality = _number(item.get("quality", 1.0))
         if quality is None or not 0.0 <= quality <= 1.0:
             reject(index, "quality", "Must be a number from 0 to 1.")
             continue
         pks.append(pk)
-        times.append(moment.astimezone(UTC).replace(tzinfo=None))
+        # Exact integer microseconds since the epoch, whatever the offset.
+        micros.append((moment - _EPOCH) // _MICROSECOND)
         values.append(value)
         qualities.append(quality)
 
-    batch = ReadingBatch.from_columns(sensor=pks, time=times, value=values, quality=qualities)
+    batch = ReadingBatch.from_columns(sensor=pks, time=micros, value=values, quality=qualities)
     accepted = readings_insert(batch=batch, using=using)
     if accepted:
         touched = [latest_cache_key(pk) for pk in set(pks)]

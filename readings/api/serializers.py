@@ -70,22 +70,22 @@ class AggregateQuerySerializer(RangeQuerySerializer):
 
 
 class LatestSerializer(serializers.Serializer):
-    """One sensor's newest reading and state."""
+    """One sensor's newest reading and state (documents the shape built by readings.selectors.sensor_state)."""
 
-    sensor_id = serializers.CharField(source="sensor.sensor_id")
-    asset_code = serializers.CharField(source="sensor.asset.code")
-    sensor_type = serializers.CharField(source="sensor.sensor_type")
-    unit = serializers.CharField(source="sensor.unit")
-    status = serializers.CharField(source="sensor.status")
-    time = serializers.DateTimeField(source="reading.time", allow_null=True, default=None)
-    value = serializers.FloatField(source="reading.value", allow_null=True, default=None)
-    quality = serializers.FloatField(source="reading.quality", allow_null=True, default=None)
-    age_seconds = serializers.SerializerMethodField()
-    connectivity = serializers.ChoiceField(choices=["online", "stale", "offline", "no_data"])
+    sensor_id = serializers.CharField()
+    asset_code = serializers.CharField()
+    sensor_type = serializers.CharField()
+    unit = serializers.CharField()
+    status = serializers.CharField()
+    time = serializers.DateTimeField(allow_null=True)
+    value = serializers.FloatField(allow_null=True)
+    quality = serializers.FloatField(allow_null=True)
+    age_seconds = serializers.FloatField(allow_null=True, help_text="Seconds since the newest reading.")
+    connectivity = serializers.ChoiceField(
+        choices=["online", "stale", "offline", "no_data"],
+        help_text="online: within 3 expected intervals; stale: within 10; offline: older; no_data: no readings.",
+    )
     out_of_range = serializers.BooleanField(allow_null=True)
-
-    def get_age_seconds(self, state) -> float | None:
-        return round(state.age.total_seconds(), 3) if state.age is not None else None
 
 
 class FleetCountsSerializer(serializers.Serializer):

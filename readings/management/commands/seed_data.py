@@ -21,6 +21,9 @@ def _end(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+MAX_SENSORS = 100_000
+
+
 class Command(BaseCommand):
     help = (
         "Create a synthetic fleet: assets on a few sites and lines, sensors of every type, realistic readings "
@@ -134,8 +137,8 @@ class Command(BaseCommand):
         problems = []
         if options["sensors"] < 1:
             problems.append("--sensors must be at least 1")
-        if options["sensors"] > 999:
-            problems.append("--sensors must be at most 999 (sensor IDs are sensor-001 to sensor-999)")
+        if options["sensors"] > MAX_SENSORS:
+            problems.append(f"--sensors must be at most {MAX_SENSORS}")
         if options["readings"] < 0:
             problems.append("--readings must not be negative")
         if options["interval"] < 1:
