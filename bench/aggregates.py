@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from common import Gunicorn, production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DBNAME = "smartmaint_bench_agg"
@@ -82,10 +83,40 @@ def measure_raw_sql(ctx: Context) -> Callable[[], list]:
     return run
 
 
+def measure_api(ctx: Context) -> Callable[[], list]:
+    """GET /api/v1/sensors/{id}/aggregates through gunicorn (one worker), with an API key: the whole HTTP path."""
+    import http.client
+    from urllib.parse import urlencode
+
+    from sensors.models import APIKey, Sensor
+
+    _, key = APIKey.objects.create_key(name="bench", scope="read")
+    server = Gunicorn(production_env(os.environ, ctx.url), workers=1)
+    ctx.closers.append(server.stop)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    ctx.closers.append(conn.close)
+    sensor_id = Sensor.objects.get(pk=ctx.sensor_pk).sensor_id
+    query = urlencode(
+        {"from": ctx.start.isoformat(), "to": ctx.end.isoformat(), "bucket": BUCKET, "agg": ",".join(ctx.aggs)}
+    )
+    path = f"/api/v1/sensors/{sensor_id}/aggregates?{query}"
+    headers = {"Authorization": f"Api-Key {key}"}
+
+    def run() -> list:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200, body[:300]
+        return json.loads(body)["buckets"]
+
+    return run
+
+
 # The reference comes first; the ratio of every other measurement is taken against it.
 MEASUREMENTS: dict[str, Callable[[Context], Callable[[], list]]] = {
     "raw_sql": measure_raw_sql,
     "selector": measure_selector,
+    "api": measure_api,
 }
 REFERENCE = "raw_sql"
 
@@ -179,7 +210,8 @@ def run(args: argparse.Namespace, url: str) -> dict:
         result["measurements"][name] = summary
         print(f"  {name:<10} median {median:7.2f} ms   p95 {summary['p95_ms']:7.2f} ms   x{summary['ratio']:.2f}")
     result["ratio"] = result["measurements"]["selector"]["ratio"]
-    print(f"ratio selector / raw SQL: {result['ratio']:.2f}")
+    result["api_ratio"] = result["measurements"]["api"]["ratio"]
+    print(f"ratio selector / raw SQL: {result['ratio']:.2f}; API / raw SQL: {result['api_ratio']:.2f} (target <= 2)")
     return result
 
 

@@ -18,8 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+from common import Gunicorn, production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "smartmaint_bench_api"
@@ -37,12 +36,6 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 SENSORS = 1000
 CLIENTS = 4
 BATCH = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def manage(env, *args, capture=False):
@@ -54,41 +47,6 @@ def manage(env, *args, capture=False):
 
 def percentile(values, q):
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-class Server:
-    def __init__(self, env, workers):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "smartmaint.wsgi:application",
-                "--workers",
-                str(workers),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit("gunicorn did not start")
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
 
 
 def make_batches(sensor_ids, count, start):
@@ -162,18 +120,7 @@ def main() -> int:
         conn.execute(f"CREATE DATABASE {DB}")
     url = f"{args.server}/{DB}"
     redis.Redis.from_url(REDIS_URL).flushdb()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": REDIS_URL,
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": "bench-" + "x" * 60,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "API_THROTTLE_KEY_RATE": "1000000/min",
-        "API_THROTTLE_USER_RATE": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = production_env(os.environ, url, REDIS_URL=REDIS_URL)
     manage(env, "migrate", "-v0")
     end = "2026-01-01T00:00:00Z"
     manage(env, "seed_data", "--sensors", str(SENSORS), "--readings", str(SENSORS), "--end", end, "--quiet")
@@ -190,7 +137,7 @@ def main() -> int:
     sensor_ids = sorted(sensor_pks)
 
     result = {"clients": CLIENTS, "batch": BATCH, "workers": args.workers}
-    server = Server(env, args.workers)
+    server = Gunicorn(env, args.workers)
     try:
         # --- ingest -----------------------------------------------------------
         bodies, rows = make_batches(sensor_ids, args.batches, datetime(2026, 2, 1, tzinfo=UTC))

@@ -59,6 +59,11 @@ class DatabaseWrapper(TimescaleDatabaseWrapper):
         if self.timescaledb_mode == "off":
             self.timescaledb_unavailable_reason = "TIMESCALEDB=off"
             return
+        self._timescaledb_enabled = None
+        if self.timescaledb_enabled:
+            # Already there: nothing to create, and no CREATE privilege needed.
+            self.timescaledb_unavailable_reason = None
+            return
         try:
             # atomic() gives a savepoint when called inside a transaction, so a
             # failure never poisons the caller's transaction.
