@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.core.cache import cache
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, NotSupportedError, connections, transaction
 from django.db.models import QuerySet
 
 from readings.choices import FaultSource
@@ -94,23 +94,27 @@ def readings_insert(*, batch: ReadingBatch, using: str = "default") -> int:
     COPYed straight into the table (the fast path for new data); if the key
     refuses a row, that attempt is rolled back to its savepoint and the batch
     goes through a staging table and ``INSERT ... ON CONFLICT DO NOTHING``.
-    Other backends insert row by row in one transaction.
+    Other backends, and servers that refuse ``COPY FROM STDIN`` (some proxies,
+    the PGlite TimescaleDB build of the test suite), insert row by row.
     """
     if not len(batch):
         return 0
     connection = connections[using]
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not connection.copy_from_stdin:
         return _insert_portable(batch, using)
     payload = _binary_copy_payload(batch)
     with transaction.atomic(using=using):
         try:
-            # wrap_database_errors: psycopg's COPY errors arrive as Django's IntegrityError.
+            # wrap_database_errors: psycopg's COPY errors arrive as Django's.
             with transaction.atomic(using=using), connection.cursor() as cursor, connection.wrap_database_errors:
                 with cursor.copy(f"COPY {READINGS_TABLE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.write(payload)
                 return len(batch)
         except IntegrityError:
             pass  # Some rows are already stored: merge instead.
+        except NotSupportedError:
+            connection.copy_from_stdin = False
+            return _insert_portable(batch, using)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} "
@@ -129,12 +133,14 @@ def readings_insert(*, batch: ReadingBatch, using: str = "default") -> int:
 
 
 def _insert_portable(batch: ReadingBatch, using: str) -> int:
-    """Row-by-row ``INSERT ... ON CONFLICT DO NOTHING`` for SQLite; its rowcount counts the new rows."""
+    """Row-by-row ``INSERT ... ON CONFLICT DO NOTHING`` in one transaction; the rowcount counts the new rows."""
     connection = connections[using]
     adapt = connection.ops.adapt_datetimefield_value
-    # datetime64[us] -> naive UTC datetimes, stored in Django's own text format
-    # so equal instants compare equal in the key.
+    # datetime64[us] -> naive UTC datetimes; SQLite stores them in Django's
+    # own text format, so equal instants compare equal in the key.
     times = batch.time.astype(object)
+    if connection.vendor == "postgresql":
+        times = [time.replace(tzinfo=UTC) for time in times]
     rows = [
         (int(sensor), adapt(time), float(value), float(quality))
         for sensor, time, value, quality in zip(batch.sensor, times, batch.value, batch.quality, strict=True)

@@ -31,6 +31,9 @@ class DatabaseWrapper(TimescaleDatabaseWrapper):
         self._timescaledb_enabled: bool | None = None
         # Why TimescaleDB is not used, for `migrate` to report once; None when it is.
         self.timescaledb_unavailable_reason: str | None = None
+        # Cleared when the server refuses COPY FROM STDIN (some proxies do);
+        # bulk writes then fall back to batched INSERTs.
+        self.copy_from_stdin = True
 
     @property
     def timescaledb_mode(self) -> str:
@@ -40,6 +43,7 @@ class DatabaseWrapper(TimescaleDatabaseWrapper):
         super().connect()
         # A new session may be on another server (failover, a restored dump).
         self._timescaledb_enabled = None
+        self.copy_from_stdin = True
 
     @property
     def timescaledb_enabled(self) -> bool:
