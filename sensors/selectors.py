@@ -7,24 +7,22 @@ from django.db.models import QuerySet
 from sensors.models import APIKey, Asset, Sensor
 
 
+def _within_key_limit(queryset: QuerySet, key: APIKey | None, *, site: str, asset: str) -> QuerySet:
+    """Apply an API key's limits (its site, its assets; both when both are set); users have none."""
+    if key is None:
+        return queryset
+    if key.site:
+        queryset = queryset.filter(**{site: key.site})
+    asset_ids = list(key.assets.values_list("pk", flat=True))
+    if asset_ids:
+        queryset = queryset.filter(**{f"{asset}__in": asset_ids})
+    return queryset
+
+
 def assets_visible(*, key: APIKey | None) -> QuerySet[Asset]:
     """Every asset for users; for an API key, only its site and/or its assets."""
-    assets = Asset.objects.all()
-    if key is not None:
-        if key.site:
-            assets = assets.filter(site=key.site)
-        asset_ids = list(key.assets.values_list("pk", flat=True))
-        if asset_ids:
-            assets = assets.filter(pk__in=asset_ids)
-    return assets
+    return _within_key_limit(Asset.objects.all(), key, site="site", asset="pk")
 
 
 def sensors_visible(*, key: APIKey | None) -> QuerySet[Sensor]:
-    sensors = Sensor.objects.select_related("asset")
-    if key is not None:
-        if key.site:
-            sensors = sensors.filter(asset__site=key.site)
-        asset_ids = list(key.assets.values_list("pk", flat=True))
-        if asset_ids:
-            sensors = sensors.filter(asset_id__in=asset_ids)
-    return sensors
+    return _within_key_limit(Sensor.objects.select_related("asset"), key, site="asset__site", asset="asset_id")
