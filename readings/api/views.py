@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -29,6 +27,7 @@ from readings.api.serializers import (
     RangeQuerySerializer,
     ReadingSerializer,
 )
+from readings.exports import readings_csv_response
 from readings.selectors import fleet_status, readings_in_range
 from readings.services import readings_ingest
 from sensors.api.permissions import CanIngest, CanReadReadings, request_key
@@ -101,14 +100,6 @@ class ReadingCursorPagination(pagination.CursorPagination):
     max_page_size = 10_000
 
 
-CSV_CHUNK = 5_000
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @extend_validation_errors(["invalid"], field_name="from")
 @extend_validation_errors(["invalid"], field_name="to")
 @extend_validation_errors(["invalid"], field_name="ordering")
@@ -146,17 +137,8 @@ class SensorReadingsView(SensorMixin, generics.ListAPIView):
 
     def stream_csv(self):
         sensor = self.get_sensor()
-        rows = self.get_queryset().order_by(self.get_ordering()).values_list("time", "value", "quality")
-        writer = csv.writer(_Echo())
-
-        def lines():
-            yield writer.writerow(["sensor_id", "time", "value", "quality"])
-            for time, value, quality in rows.iterator(chunk_size=CSV_CHUNK):
-                yield writer.writerow([sensor.sensor_id, time.isoformat(), repr(value), repr(quality)])
-
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{sensor.sensor_id}-readings.csv"'
-        return response
+        readings = self.get_queryset().order_by(self.get_ordering())
+        return readings_csv_response(parts=[(sensor.sensor_id, readings)], filename=f"{sensor.sensor_id}-readings.csv")
 
 
 @extend_validation_errors(["invalid"], field_name="from")
