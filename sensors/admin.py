@@ -1,11 +1,41 @@
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db.models import Count
+from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
+from sensors.choices import SensorStatus
 from sensors.models import APIKey, Asset, Sensor
+from sensors.services import sensor_set_status
 
 # The library's own key model is unused: our keys carry a scope and limits.
 admin.site.unregister(LibraryAPIKey)
+
+CONSOLE_CSS = {"all": ["css/admin/console.css"]}
+
+
+def status_badge(value: str, label: str):
+    """A coloured label for a status (styled per value in static/css/admin/console.css)."""
+    return format_html('<span class="sm-badge sm-badge--{}">{}</span>', value, label)
+
+
+def set_status_action(status: SensorStatus):
+    """An admin action that sets the selected sensors' status, logged in each sensor's history."""
+
+    @admin.action(description=f"Set status of selected sensors to {status.label.lower()}", permissions=["change"])
+    def action(modeladmin, request, queryset):
+        changed = sensor_set_status(sensors=queryset, status=status)
+        LogEntry.objects.log_actions(
+            user_id=request.user.pk,
+            queryset=Sensor.objects.filter(pk__in=changed),
+            action_flag=CHANGE,
+            change_message=[{"changed": {"fields": ["Status"]}}],
+        )
+        modeladmin.message_user(request, f"{len(changed)} sensor(s) set to {status.label.lower()}.")
+
+    action.__name__ = f"set_status_{status.value}"
+    return action
 
 
 class SensorInline(admin.TabularInline):
@@ -13,25 +43,50 @@ class SensorInline(admin.TabularInline):
     fields = ["sensor_id", "sensor_type", "unit", "status", "normal_min", "normal_max", "sampling_interval"]
     extra = 0
     show_change_link = True
+    # Deleting a sensor here would take its readings without a confirmation page; sensors are deleted from their
+    # own page, where one with readings cannot be (it is decommissioned instead).
+    can_delete = False
 
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "site", "location", "criticality", "status", "updated_at"]
+    list_display = ["code", "name", "site", "location", "criticality", "status_badge", "sensor_count", "updated_at"]
     list_filter = ["site", "criticality", "status"]
     search_fields = ["code", "name", "site", "location"]
     readonly_fields = ["created_at", "updated_at"]
     inlines = [SensorInline]
 
+    class Media:
+        css = CONSOLE_CSS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(sensor_count=Count("sensors"))
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="sensors", ordering="sensor_count")
+    def sensor_count(self, obj):
+        return obj.sensor_count
+
 
 @admin.register(Sensor)
 class SensorAdmin(admin.ModelAdmin):
-    list_display = ["sensor_id", "name", "asset", "sensor_type", "unit", "status", "normal_min", "normal_max"]
-    list_filter = ["status", "sensor_type", "asset__site"]
+    list_display = ["sensor_id", "name", "asset", "sensor_type", "unit", "status_badge", "normal_min", "normal_max"]
+    list_filter = ["status", "sensor_type", "asset__site", ("asset", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["asset"]
     search_fields = ["sensor_id", "name", "asset__code", "asset__name"]
     autocomplete_fields = ["asset"]
     readonly_fields = ["created_at", "updated_at"]
+    actions = [set_status_action(status) for status in SensorStatus]
+
+    class Media:
+        css = CONSOLE_CSS
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return status_badge(obj.status, obj.get_status_display())
 
 
 @admin.register(APIKey)
