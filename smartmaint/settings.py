@@ -184,6 +184,26 @@ INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=4 * 1024 * 1024
 INGEST_MAX_FUTURE_SKEW = timedelta(seconds=env.int("INGEST_MAX_FUTURE_SKEW", default=300))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 
+# --- MLflow and anomaly detection ------------------------------------------------
+# Unset: a local MLflow store under var/ (SQLite tracking and registry, local artifacts).
+MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default="") or f"sqlite:///{Path(VAR_DIR) / 'mlflow.db'}"
+MLFLOW_REGISTRY_URI = env.str("MLFLOW_REGISTRY_URI", default="")
+# Artifact root for experiments this app creates when the tracking store has no
+# server-side default (the local store); a server uses its own (e.g. s3://...).
+MLFLOW_ARTIFACT_ROOT = env.str("MLFLOW_ARTIFACT_ROOT", default="") or (Path(VAR_DIR) / "mlartifacts").as_uri()
+MLFLOW_EXPERIMENT = env.str("MLFLOW_EXPERIMENT", default="smartmaint-anomaly")
+# Where staff can open a run in the MLflow UI (links on the registry pages); empty: no links.
+MLFLOW_UI_URL = env.str("MLFLOW_UI_URL", default="")
+# Registered model name per sensor type: "<prefix>-<sensor type>".
+MLFLOW_MODEL_PREFIX = env.str("MLFLOW_MODEL_PREFIX", default="smartmaint-anomaly")
+# Seconds a resolved "champion" alias is trusted before asking the registry again.
+MLFLOW_ALIAS_TTL = env.int("MLFLOW_ALIAS_TTL", default=30)
+# Anomaly probability from which a scored window becomes an Anomaly, and an Alert.
+ANOMALY_THRESHOLD = env.float("ANOMALY_THRESHOLD", default=0.5)
+ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)
+# Consecutive readings outside the normal range that open an alert.
+ALERT_OUT_OF_RANGE_READINGS = env.int("ALERT_OUT_OF_RANGE_READINGS", default=5)
+
 # --- Auth --------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

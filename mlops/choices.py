@@ -1,0 +1,23 @@
+from django.db import models
+
+
+class AlertKind(models.TextChoices):
+    OUT_OF_RANGE = "out_of_range", "Outside the normal range"
+    STALE = "stale", "Stale (readings late)"
+    OFFLINE = "offline", "Offline (no readings)"
+    ANOMALY = "anomaly", "Anomaly found by a model"
+
+
+class AlertSeverity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+SEVERITY_RANK = {AlertSeverity.INFO: 0, AlertSeverity.WARNING: 1, AlertSeverity.CRITICAL: 2}

@@ -1,0 +1,88 @@
+"""What the models find (anomalies) and what staff must act on (alerts), with who gets mailed."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from mlops.choices import AlertKind, AlertSeverity, AlertStatus
+from sensors.models import Sensor
+
+
+class Anomaly(models.Model):
+    """A span of a sensor's readings that a registered model scored as anomalous."""
+
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="anomalies")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    score = models.FloatField(help_text="The model's anomaly probability, 0 to 1.")
+    kind = models.CharField(max_length=32, default="model", help_text="What found it (the model family).")
+    model_name = models.CharField(max_length=200)
+    model_version = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-start"]
+        verbose_name_plural = "anomalies"
+        constraints = [
+            # Scoring the same window again with the same model version adds nothing.
+            models.UniqueConstraint(
+                fields=["sensor", "start", "model_name", "model_version"], name="anomaly_sensor_start_model_uniq"
+            ),
+            models.CheckConstraint(condition=Q(end__gte=F("start")), name="anomaly_end_after_start"),
+        ]
+        indexes = [models.Index(fields=["sensor", "-start"], name="anomaly_sensor_start_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id} {self.start:%Y-%m-%d %H:%M} score {self.score:.2f}"
+
+
+class Alert(models.Model):
+    """Something staff must look at: rule-based (range, staleness) or model-based (anomalies)."""
+
+    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    severity = models.CharField(max_length=16, choices=AlertSeverity.choices, default=AlertSeverity.WARNING)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN, db_index=True)
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    anomaly = models.ForeignKey(Anomaly, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True, help_text="Last time the condition was still true.")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Mail: sent once when the alert opens; failures are kept and retried.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_attempts = models.PositiveIntegerField(default=0)
+    notify_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # At most one unresolved alert per sensor and kind: a condition that
+            # persists updates last_seen_at instead of opening a new alert.
+            models.UniqueConstraint(
+                fields=["sensor", "kind"],
+                condition=~Q(status=AlertStatus.RESOLVED),
+                name="alert_one_unresolved_per_sensor_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.get_severity_display()}] {self.title}"
+
+
+class AlertSubscription(models.Model):
+    """A staff member who receives alert e-mails from a severity upwards."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscription")
+    min_severity = models.CharField(max_length=16, choices=AlertSeverity.choices, default=AlertSeverity.WARNING)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_min_severity_display()} and above)"

@@ -1,0 +1,73 @@
+"""The MLflow side: client, model names, and one error type for "MLflow cannot be reached"."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import mlflow
+from django.conf import settings
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+
+
+class MLflowUnavailable(Exception):
+    """MLflow could not be reached or answered with an error; the message says which and why."""
+
+
+def model_name(sensor_type: str) -> str:
+    return f"{settings.MLFLOW_MODEL_PREFIX}-{sensor_type}"
+
+
+def configure() -> None:
+    """Point the MLflow client library at our tracking and registry stores."""
+    mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
+    mlflow.set_registry_uri(settings.MLFLOW_REGISTRY_URI or settings.MLFLOW_TRACKING_URI)
+    if settings.MLFLOW_TRACKING_URI.startswith("sqlite:///"):
+        Path(settings.MLFLOW_TRACKING_URI.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def client() -> MlflowClient:
+    configure()
+    return MlflowClient(
+        tracking_uri=settings.MLFLOW_TRACKING_URI,
+        registry_uri=settings.MLFLOW_REGISTRY_URI or settings.MLFLOW_TRACKING_URI,
+    )
+
+
+def experiment_id() -> str:
+    """Our experiment, created on first use (with our artifact root where the store has no default)."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(settings.MLFLOW_EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    local_store = not settings.MLFLOW_TRACKING_URI.startswith(("http://", "https://", "databricks"))
+    return mlflow_client.create_experiment(
+        settings.MLFLOW_EXPERIMENT, artifact_location=settings.MLFLOW_ARTIFACT_ROOT if local_store else None
+    )
+
+
+def run_url(run_id: str, experiment: str) -> str | None:
+    base = settings.MLFLOW_UI_URL.rstrip("/")
+    return f"{base}/#/experiments/{experiment}/runs/{run_id}" if base else None
+
+
+def translate_errors(function):
+    """Turn MLflow's and the network's failures into MLflowUnavailable with a readable message."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except MLflowUnavailable:
+            raise
+        except MlflowException as exc:
+            raise MLflowUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} answered: {exc.message}") from exc
+        except (OSError, ConnectionError) as exc:
+            raise MLflowUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} cannot be reached: {exc}") from exc
+
+    return wrapper

@@ -1,0 +1,69 @@
+"""Reads for training and scoring (series, ground truth), and for the pages and the API (anomalies, alerts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+from django.db.models import QuerySet
+
+from mlops.choices import AlertStatus
+from mlops.features import Series
+from mlops.models import Alert, Anomaly
+from readings.choices import FaultKind
+from readings.models import FaultLabel, Reading
+from sensors.models import Sensor
+
+# A degradation episode is the machine, not the sensor: it is neither a fault
+# to find nor normal behaviour, so its windows are left out of training and evaluation.
+UNLABELLED_KINDS = {FaultKind.DEGRADATION}
+
+
+def sensor_series(
+    *, sensors: QuerySet[Sensor] | list[Sensor], start: datetime | None, end: datetime | None
+) -> list[Series]:
+    """The readings of ``sensors`` with start <= time < end, as numpy series (one query)."""
+    sensors = list(sensors)
+    readings = Reading.objects.filter(sensor__in=[sensor.pk for sensor in sensors])
+    if start is not None:
+        readings = readings.filter(time__gte=start)
+    if end is not None:
+        readings = readings.filter(time__lt=end)
+    rows = readings.order_by("sensor_id", "time").values_list("sensor_id", "time", "value", "quality")
+    columns: dict[int, tuple[list, list, list]] = {sensor.pk: ([], [], []) for sensor in sensors}
+    for sensor_pk, time, value, quality in rows.iterator(chunk_size=20_000):
+        times, values, qualities = columns[sensor_pk]
+        times.append(time.replace(tzinfo=None))
+        values.append(value)
+        qualities.append(quality)
+    return [
+        Series(
+            sensor_pk=sensor.pk,
+            sensor_type=sensor.sensor_type,
+            interval=sensor.sampling_interval,
+            normal_min=sensor.normal_min,
+            normal_max=sensor.normal_max,
+            times=np.array(columns[sensor.pk][0], dtype="datetime64[us]"),
+            values=np.array(columns[sensor.pk][1], dtype=np.float64),
+            quality=np.array(columns[sensor.pk][2], dtype=np.float64),
+        )
+        for sensor in sensors
+        if columns[sensor.pk][0]
+    ]
+
+
+def fault_labels(*, sensor_pks: list[int], start: datetime | None, end: datetime | None) -> list[FaultLabel]:
+    labels = FaultLabel.objects.filter(sensor_id__in=sensor_pks)
+    if start is not None:
+        labels = labels.filter(end__gte=start)
+    if end is not None:
+        labels = labels.filter(start__lt=end)
+    return list(labels.order_by("sensor_id", "start"))
+
+
+def anomalies_list(*, sensors: QuerySet[Sensor]) -> QuerySet[Anomaly]:
+    return Anomaly.objects.filter(sensor__in=sensors).select_related("sensor", "sensor__asset")
+
+
+def alerts_unresolved() -> QuerySet[Alert]:
+    return Alert.objects.exclude(status=AlertStatus.RESOLVED).select_related("sensor", "sensor__asset")
