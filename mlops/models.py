@@ -86,3 +86,22 @@ class AlertSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_min_severity_display()} and above)"
+
+
+class ScoringRun(models.Model):
+    """One scoring pass over a sensor type, so the next run can continue where this one ended."""
+
+    sensor_type = models.CharField(max_length=16, db_index=True)
+    model_name = models.CharField(max_length=200)
+    model_version = models.CharField(max_length=32)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    windows = models.PositiveIntegerField(default=0)
+    anomalies = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-end"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} v{self.model_version} {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"

@@ -10,15 +10,21 @@ import mlflow
 import numpy as np
 import pandas as pd
 import sklearn
+from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupKFold
 
 from mlops import registry
+from mlops.choices import SEVERITY_RANK, AlertKind, AlertSeverity, AlertStatus
 from mlops.evaluation import Scores, label_windows, score_detections
 from mlops.features import FEATURES, build_windows
 from mlops.selectors import UNLABELLED_KINDS, fault_labels, sensor_series
+from sensors.choices import SensorStatus
 from sensors.models import Sensor
 
 logger = logging.getLogger(__name__)
@@ -253,3 +259,229 @@ def _log_admin_action(user, message: str) -> None:
         action_flag=CHANGE,
         change_message=message,
     )
+
+
+# --- scoring ------------------------------------------------------------------
+
+
+@dataclass
+class ScoreResult:
+    model_name: str
+    model_version: str
+    windows: int
+    anomalies: list
+
+
+def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, window: int = WINDOW) -> ScoreResult:
+    """Score the readings of ``sensors`` (one type) in [start, end) with the type's champion.
+
+    Windows scored at or above ANOMALY_THRESHOLD become Anomaly rows (scoring
+    the same windows again with the same model version adds nothing); those at
+    or above ANOMALY_ALERT_THRESHOLD open an alert for their sensor.
+    """
+    from mlops.models import Anomaly, ScoringRun
+    from mlops.scoring import score_windows
+
+    champion, scored = score_windows(sensors=sensors, start=start, end=end, window=window)
+    found = [item for item in scored if item.score >= settings.ANOMALY_THRESHOLD]
+    with transaction.atomic():
+        Anomaly.objects.bulk_create(
+            [
+                Anomaly(
+                    sensor_id=item.sensor_pk,
+                    start=item.start,
+                    end=item.end,
+                    score=round(item.score, 4),
+                    kind="random_forest",
+                    model_name=champion.name,
+                    model_version=champion.version,
+                )
+                for item in found
+            ],
+            ignore_conflicts=True,
+        )
+        anomalies = list(
+            Anomaly.objects.filter(
+                sensor_id__in=[sensor.pk for sensor in sensors],
+                model_name=champion.name,
+                model_version=champion.version,
+                start__in=[item.start for item in found],
+            ).select_related("sensor")
+        )
+        for anomaly in anomalies:
+            if anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
+                alert_raise(
+                    sensor=anomaly.sensor,
+                    kind=AlertKind.ANOMALY,
+                    severity=AlertSeverity.CRITICAL if anomaly.score >= 0.95 else AlertSeverity.WARNING,
+                    title=f"Anomaly on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
+                    detail=f"{champion.name} v{champion.version} flagged {anomaly.start:%Y-%m-%d %H:%M} to "
+                    f"{anomaly.end:%H:%M} UTC.",
+                    anomaly=anomaly,
+                )
+        ScoringRun.objects.create(
+            sensor_type=sensors[0].sensor_type,
+            model_name=champion.name,
+            model_version=champion.version,
+            start=start,
+            end=end,
+            windows=len(scored),
+            anomalies=len(anomalies),
+        )
+    return ScoreResult(champion.name, champion.version, len(scored), anomalies)
+
+
+# --- alerts -------------------------------------------------------------------
+
+
+def alert_raise(*, sensor: Sensor, kind: str, severity: str, title: str, detail: str = "", anomaly=None):
+    """Open an alert, or refresh the unresolved one of the same sensor and kind (never two at once).
+
+    A new alert is mailed to subscribers after the transaction commits.
+    """
+    from mlops.models import Alert
+
+    now = timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .filter(sensor=sensor, kind=kind)
+            .exclude(status=AlertStatus.RESOLVED)
+            .first()
+        )
+        if alert is not None:
+            alert.last_seen_at = now
+            if SEVERITY_RANK[severity] > SEVERITY_RANK[alert.severity]:
+                alert.severity = severity
+            alert.save(update_fields=["last_seen_at", "severity"])
+            return alert, False
+        alert = Alert.objects.create(
+            sensor=sensor, kind=kind, severity=severity, title=title[:200], detail=detail, anomaly=anomaly
+        )
+    transaction.on_commit(lambda: alerts_notify(alert_ids=[alert.pk]))
+    return alert, True
+
+
+def alert_acknowledge(*, alert, user) -> None:
+    if alert.status == AlertStatus.OPEN:
+        alert.status = AlertStatus.ACKNOWLEDGED
+        alert.acknowledged_at = timezone.now()
+        alert.acknowledged_by = user
+        alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
+
+
+def alert_resolve(*, alert, user=None) -> None:
+    if alert.status != AlertStatus.RESOLVED:
+        alert.status = AlertStatus.RESOLVED
+        alert.resolved_at = timezone.now()
+        alert.resolved_by = user
+        alert.save(update_fields=["status", "resolved_at", "resolved_by"])
+
+
+def alerts_check_rules(*, now: datetime | None = None) -> dict[str, int]:
+    """Rule-based alerts: N readings in a row outside the normal range; a stale or offline sensor.
+
+    Alerts whose condition no longer holds are resolved (by nobody: the system).
+    """
+    from readings.models import Reading
+    from readings.selectors import fleet_status
+
+    now = now or timezone.now()
+    sensors = {sensor.sensor_id: sensor for sensor in Sensor.objects.filter(status=SensorStatus.ACTIVE)}
+    opened = resolved = 0
+    states = fleet_status(sensors=Sensor.objects.filter(pk__in=[s.pk for s in sensors.values()]), now=now)
+    for state in states:
+        sensor = sensors[state["sensor_id"]]
+        for kind, active in (
+            (AlertKind.STALE, state["connectivity"] == "stale"),
+            (AlertKind.OFFLINE, state["connectivity"] == "offline"),
+        ):
+            if active:
+                severity = AlertSeverity.CRITICAL if kind == AlertKind.OFFLINE else AlertSeverity.WARNING
+                _, new = alert_raise(
+                    sensor=sensor,
+                    kind=kind,
+                    severity=severity,
+                    title=f"{sensor.sensor_id} is {state['connectivity']}",
+                    detail=f"Last reading {state['age_seconds']:.0f} s ago; "
+                    f"expected every {sensor.sampling_interval} s.",
+                )
+                opened += new
+            else:
+                resolved += _resolve_condition(sensor, kind)
+        n = settings.ALERT_OUT_OF_RANGE_READINGS
+        recent = list(Reading.objects.filter(sensor=sensor).order_by("-time").values_list("value", flat=True)[:n])
+        outside = len(recent) == n and all(
+            (sensor.normal_min is not None and v < sensor.normal_min)
+            or (sensor.normal_max is not None and v > sensor.normal_max)
+            for v in recent
+        )
+        if outside:
+            _, new = alert_raise(
+                sensor=sensor,
+                kind=AlertKind.OUT_OF_RANGE,
+                severity=AlertSeverity.WARNING,
+                title=f"{sensor.sensor_id} outside its normal range",
+                detail=f"The last {n} readings lie outside {sensor.normal_min} to {sensor.normal_max} {sensor.unit}; "
+                f"latest {recent[0]}.",
+            )
+            opened += new
+        else:
+            resolved += _resolve_condition(sensor, AlertKind.OUT_OF_RANGE)
+    return {"opened": opened, "resolved": resolved}
+
+
+def _resolve_condition(sensor: Sensor, kind: str) -> int:
+    from mlops.models import Alert
+
+    return (
+        Alert.objects.filter(sensor=sensor, kind=kind)
+        .exclude(status=AlertStatus.RESOLVED)
+        .update(status=AlertStatus.RESOLVED, resolved_at=timezone.now())
+    )
+
+
+def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
+    """Mail each open alert not mailed yet to the subscribers of its severity: one message per alert.
+
+    A failing SMTP server loses nothing: the alert stays pending with the
+    error recorded and is retried by the next call (every scoring and rules
+    run, and ``manage.py check_alerts``).
+    """
+    from mlops.models import Alert, AlertSubscription
+
+    pending = Alert.objects.filter(notified_at__isnull=True, status=AlertStatus.OPEN).select_related("sensor")
+    if alert_ids is not None:
+        pending = pending.filter(pk__in=alert_ids)
+    subscriptions = list(
+        AlertSubscription.objects.filter(active=True, user__is_active=True)
+        .exclude(user__email="")
+        .select_related("user")
+    )
+    sent = failed = 0
+    for alert in pending:
+        recipients = sorted(
+            {s.user.email for s in subscriptions if SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[s.min_severity]}
+        )
+        alert.notify_attempts += 1
+        try:
+            if recipients:
+                send_mail(
+                    subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
+                    message=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
+                    f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
+                    from_email=None,
+                    recipient_list=recipients,
+                    fail_silently=False,
+                )
+        except Exception as exc:  # any SMTP or network failure: keep the alert pending
+            alert.notify_error = f"{type(exc).__name__}: {exc}"[:1000]
+            alert.save(update_fields=["notify_attempts", "notify_error"])
+            failed += 1
+            logger.warning("Alert %s not mailed (attempt %s): %s", alert.pk, alert.notify_attempts, exc)
+            continue
+        alert.notified_at = timezone.now()
+        alert.notify_error = "" if recipients else "no subscribers"
+        alert.save(update_fields=["notify_attempts", "notify_error", "notified_at"])
+        sent += bool(recipients)
+    return {"sent": sent, "failed": failed}
