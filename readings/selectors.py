@@ -342,9 +342,9 @@ def attention_items(*, states: list[dict], limit: int = ATTENTION_LIMIT) -> dict
     """The sensors of ``states`` (rows of ``fleet_status``) that need attention, most severe first.
 
     Severity: an open alert (where an alerts provider is registered), then out of the normal range, offline,
-    stale. Returns {"items": the first ``limit``, "total": how many need attention, "alerts": the open alerts,
-    or None when no app provides alerts}. Each item is its fleet status row plus "pk", "asset_name", "reasons"
-    (keys of ATTENTION_REASONS) and "reason_labels".
+    stale. Returns {"items": the first ``limit``, "total": how many need attention, "sensor_ids": all of them,
+    "alerts": the open alerts, or None when no app provides alerts}. Each item is its fleet status row plus
+    "pk", "asset_name", "reasons" (keys of ATTENTION_REASONS) and "reason_badges" ((key, label) pairs).
     """
     alerts = None
     if _alert_providers:
@@ -374,10 +374,15 @@ def attention_items(*, states: list[dict], limit: int = ATTENTION_LIMIT) -> dict
                 "pk": pk,
                 "asset_name": asset_name,
                 "reasons": reasons,
-                "reason_labels": [ATTENTION_REASONS[reason] for reason in reasons],
+                "reason_badges": [(reason, ATTENTION_REASONS[reason]) for reason in reasons],
             }
         )
-    return {"items": items, "total": len(flagged), "alerts": alerts}
+    return {
+        "items": items,
+        "total": len(flagged),
+        "sensor_ids": [state["sensor_id"] for _, state in flagged],
+        "alerts": alerts,
+    }
 
 
 def readings_page(

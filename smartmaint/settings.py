@@ -39,7 +39,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "smartmaint",
-    "django.contrib.admin",
+    # Django's admin with the console's site (dashboard index, readings browser) as admin.site.
+    "readings.admin_apps.FleetAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

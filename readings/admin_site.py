@@ -1,0 +1,50 @@
+"""The admin site of the console: the fleet dashboard as its index, and the readings browser in its URLs and
+app list (Reading has a composite primary key, which a ModelAdmin cannot serve in Django 5.2)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path, reverse
+
+from readings.admin_views import dashboard_context, readings_browser_view
+
+
+class FleetAdminSite(admin.AdminSite):
+    site_header = "Smart Maintenance"
+    site_title = "Smart Maintenance"
+    index_title = "Fleet dashboard"
+    index_template = "admin/fleet_dashboard.html"
+
+    def index(self, request, extra_context=None):
+        return super().index(request, extra_context={**dashboard_context(request), **(extra_context or {})})
+
+    def get_urls(self):
+        return [
+            path("readings/browse/", self.admin_view(self.readings_browser), name="readings_browse"),
+            *super().get_urls(),
+        ]
+
+    def readings_browser(self, request):
+        return readings_browser_view(request, self)
+
+    def get_app_list(self, request, app_label=None):
+        app_list = super().get_app_list(request, app_label)
+        if app_label not in (None, "readings") or not request.user.has_perm("readings.view_reading"):
+            return app_list
+        url = reverse(f"{self.name}:readings_browse", current_app=self.name)
+        entry = {
+            "name": "Readings browser",
+            "object_name": "ReadingsBrowser",
+            "admin_url": url,
+            "add_url": None,
+            "view_only": True,
+            "perms": {"add": False, "change": False, "delete": False, "view": True},
+        }
+        for app in app_list:
+            if app["app_label"] == "readings":
+                app["models"].insert(0, entry)
+                break
+        else:
+            app = {"name": "Readings", "app_label": "readings", "app_url": url, "has_module_perms": True}
+            app_list.append({**app, "models": [entry]})
+        return app_list

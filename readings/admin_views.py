@@ -1,0 +1,251 @@
+"""The admin console's own pages and page parts: the fleet dashboard, the sensor page's chart, the readings
+browser and the CSV exports. They parse input, call selectors and format output."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import QueryDict
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from readings.aggregates import bucket_floor, bucket_name
+from readings.models import Reading
+from readings.selectors import (
+    alerts_enabled,
+    attention_items,
+    chart_bucket,
+    fleet_status,
+    readings_page,
+    readings_recent_count,
+    sensor_chart,
+)
+from sensors.choices import AssetStatus, SensorStatus
+from sensors.models import Asset, Sensor
+
+RANGES: dict[str, tuple[str, timedelta]] = {
+    "1h": ("1 hour", timedelta(hours=1)),
+    "24h": ("24 hours", timedelta(hours=24)),
+    "7d": ("7 days", timedelta(days=7)),
+    "30d": ("30 days", timedelta(days=30)),
+}
+DEFAULT_RANGE = "24h"
+CUSTOM_RANGE = "custom"
+LATEST_ROWS = 20
+PAGE_SIZES = (50, 100, 500)
+CONNECTIVITY = (("online", "Online"), ("stale", "Stale"), ("offline", "Offline"), ("no_data", "No data"))
+
+
+# --- Ranges -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartRange:
+    """[start, end) of a chart or an export; ``anchored`` when it ends at the sensor's last reading, not now."""
+
+    key: str
+    start: datetime
+    end: datetime
+    anchored: bool = False
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        return RANGES[self.key][0] if self.key in RANGES else "chosen range"
+
+    def query(self) -> str:
+        """The same range as explicit bounds, for links (CSV, readings browser) that must cover exactly it."""
+        return urlencode({"from": self.start.isoformat(), "to": self.end.isoformat()})
+
+
+def parse_moment(value: str | None) -> datetime | None:
+    """An ISO 8601 or datetime-local value; without an offset it is in the current time zone."""
+    if not value:
+        return None
+    return forms.DateTimeField().clean(value)
+
+
+def chart_range(params: QueryDict | dict, *, last_time: datetime | None, now: datetime) -> ChartRange:
+    """The range asked for by ``params``: ``range`` (1h, 24h, 7d, 30d; default 24h) or ``from``/``to``.
+
+    A preset range ends now, or at the sensor's last reading when that is older than the range, so a sensor
+    that has gone quiet shows its last signal rather than an empty chart. Bad custom bounds fall back to the
+    default range with ``error`` set.
+    """
+    key = params.get("range") or (CUSTOM_RANGE if params.get("from") or params.get("to") else DEFAULT_RANGE)
+    if key == CUSTOM_RANGE:
+        try:
+            end = parse_moment(params.get("to")) or now
+            start = parse_moment(params.get("from")) or end - RANGES[DEFAULT_RANGE][1]
+        except ValidationError:
+            error = "Enter the custom range's bounds as dates and times, e.g. 2026-01-31T08:00."
+        else:
+            if start < end:
+                return ChartRange(CUSTOM_RANGE, start, end)
+            error = "The custom range must start before it ends."
+        return ChartRange(DEFAULT_RANGE, now - RANGES[DEFAULT_RANGE][1], now, error=error)
+    if key not in RANGES:
+        key = DEFAULT_RANGE
+    span = RANGES[key][1]
+    if last_time is not None and last_time < now - span:
+        bucket = chart_bucket(span)
+        end = bucket_floor(last_time, bucket) + bucket
+        return ChartRange(key, end - span, end, anchored=True)
+    return ChartRange(key, now - span, now)
+
+
+# --- Dashboard --------------------------------------------------------------------------------------------------
+
+
+def _counts_by_status(model, choices) -> list[dict]:
+    counts = dict(model.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    return [{"value": value, "label": label, "count": counts.get(value, 0)} for value, label in choices.choices]
+
+
+def dashboard_context(request) -> dict:
+    """What the dashboard shows; nothing for a user who may not view sensors."""
+    if not request.user.has_perm("sensors.view_sensor"):
+        return {}
+    now = timezone.now()
+    states = fleet_status(sensors=Sensor.objects.all(), now=now)
+    connectivity = Counter(state["connectivity"] for state in states)
+    assets = _counts_by_status(Asset, AssetStatus)
+    sensors = _counts_by_status(Sensor, SensorStatus)
+    return {
+        "dashboard": {
+            "generated_at": now,
+            "assets": assets,
+            "asset_total": sum(row["count"] for row in assets),
+            "sensors": sensors,
+            "sensor_total": sum(row["count"] for row in sensors),
+            "connectivity": [
+                {"value": value, "label": label, "count": connectivity.get(value, 0)} for value, label in CONNECTIVITY
+            ],
+            "out_of_range": sum(1 for state in states if state["out_of_range"]),
+            "readings_24h": readings_recent_count(now=now),
+            "attention": attention_items(states=states),
+            "alerts_enabled": alerts_enabled(),
+        }
+    }
+
+
+# --- Sensor page ------------------------------------------------------------------------------------------------
+
+
+def sensor_page_context(request, sensor: Sensor) -> dict:
+    """The sensor page's chart over the chosen range, its newest readings and the range's links."""
+    now = timezone.now()
+    [state] = fleet_status(sensors=Sensor.objects.filter(pk=sensor.pk), now=now)
+    chosen = chart_range(request.GET, last_time=state["time"], now=now)
+    chart = sensor_chart(sensor=sensor, start=chosen.start, end=chosen.end)
+    latest, _ = readings_page(sensor=sensor, size=LATEST_ROWS)
+    return {
+        "sensor_page": {
+            "state": state,
+            "connectivity_label": dict(CONNECTIVITY)[state["connectivity"]],
+            "range": chosen,
+            "ranges": [(key, label) for key, (label, _) in RANGES.items()],
+            "custom_range": CUSTOM_RANGE,
+            "bucket": bucket_name(timedelta(seconds=chart["bucket_seconds"])),
+            "points": chart["points"],
+            "buckets": len(chart["x"]),
+            "latest": latest,
+            "range_query": chosen.query(),
+        },
+        "sensor_chart": {
+            **chart,
+            "sensor_id": sensor.sensor_id,
+            "unit": sensor.unit,
+            "normal_min": sensor.normal_min,
+            "normal_max": sensor.normal_max,
+            "timezone": timezone.get_current_timezone_name(),
+            "start": int(chosen.start.timestamp()),
+            "end": int(chosen.end.timestamp()),
+        },
+    }
+
+
+# --- Readings browser -------------------------------------------------------------------------------------------
+
+
+class ReadingsBrowserForm(forms.Form):
+    """Which sensor and time range to browse; pages are chosen by the before/after keys, not by this form."""
+
+    size = forms.TypedChoiceField(
+        choices=[(size, size) for size in PAGE_SIZES], coerce=int, required=False, empty_value=100, label="per page"
+    )
+
+    def __init__(self, *args, admin_site, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The admin's own autocomplete (searching SensorAdmin.search_fields), so a fleet of thousands of sensors
+        # never lands in one <select>.
+        self.fields["sensor"] = forms.ModelChoiceField(
+            queryset=Sensor.objects.select_related("asset"),
+            required=False,
+            widget=AutocompleteSelect(Reading._meta.get_field("sensor"), admin_site),
+        )
+        for name, label in (("from", "from"), ("to", "to (exclusive)")):
+            self.fields[name] = forms.DateTimeField(
+                required=False, label=label, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+            )
+        self.order_fields(["sensor", "from", "to", "size"])
+
+    def clean(self):
+        data = super().clean()
+        if data.get("from") and data.get("to") and data["from"] >= data["to"]:
+            raise ValidationError("The range must start before it ends.")
+        return data
+
+
+def _keyset(value: str | None) -> datetime | None:
+    moment = parse_datetime(value) if value else None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
+def readings_browser_view(request, admin_site):
+    """One sensor's readings in a time range, newest first, in keyset pages: no COUNT(*) and no OFFSET, so every
+    page costs the same however deep into the hypertable it is."""
+    if not request.user.has_perm("readings.view_reading"):
+        raise PermissionDenied
+    form = ReadingsBrowserForm(request.GET or None, admin_site=admin_site)
+    context = {
+        **admin_site.each_context(request),
+        "title": "Readings",
+        "form": form,
+        "media": form.media,
+        "opts": Reading._meta,
+    }
+    if form.is_bound and form.is_valid() and form.cleaned_data["sensor"]:
+        sensor, data = form.cleaned_data["sensor"], form.cleaned_data
+        before, after = _keyset(request.GET.get("before")), _keyset(request.GET.get("after"))
+        rows, more = readings_page(
+            sensor=sensor, start=data["from"], end=data["to"], before=before, after=after, size=data["size"]
+        )
+        # Going back (after) means newer pages exist only if ``more``; going forward they exist by definition.
+        newer = (after is not None and more) or before is not None
+        older = (after is None and more) or after is not None
+        context.update(
+            sensor=sensor,
+            rows=rows,
+            newest_url=_page_url(request, {}) if newer else None,
+            newer_url=_page_url(request, {"after": rows[0]["time"].isoformat()}) if newer and rows else None,
+            older_url=_page_url(request, {"before": rows[-1]["time"].isoformat()}) if older and rows else None,
+            range_query=urlencode({key: data[key].isoformat() for key in ("from", "to") if data.get(key)}),
+        )
+    return TemplateResponse(request, "admin/readings/browser.html", context)
+
+
+def _page_url(request, keys: dict) -> str:
+    params = request.GET.copy()
+    for name in ("before", "after"):
+        params.pop(name, None)
+    params.update(keys)
+    return f"?{params.urlencode()}"
