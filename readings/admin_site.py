@@ -14,6 +14,8 @@ class FleetAdminSite(admin.AdminSite):
     site_title = "Smart Maintenance"
     index_title = "Fleet dashboard"
     index_template = "admin/fleet_dashboard.html"
+    # The console's lists and charts need the width more than a second copy of the app list (the index has it).
+    enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
         return super().index(request, extra_context={**dashboard_context(request), **(extra_context or {})})

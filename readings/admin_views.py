@@ -16,6 +16,7 @@ from django.http import QueryDict
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.timesince import timesince
 
 from readings.aggregates import bucket_floor, bucket_name
 from readings.models import Reading
@@ -39,7 +40,7 @@ RANGES: dict[str, tuple[str, timedelta]] = {
 }
 DEFAULT_RANGE = "24h"
 CUSTOM_RANGE = "custom"
-LATEST_ROWS = 20
+LATEST_ROWS = 10
 PAGE_SIZES = (50, 100, 500)
 CONNECTIVITY = (("online", "Online"), ("stale", "Stale"), ("offline", "Offline"), ("no_data", "No data"))
 
@@ -119,6 +120,9 @@ def dashboard_context(request) -> dict:
     connectivity = Counter(state["connectivity"] for state in states)
     assets = _counts_by_status(Asset, AssetStatus)
     sensors = _counts_by_status(Sensor, SensorStatus)
+    attention = attention_items(states=states)
+    for item in attention["items"]:
+        item["age"] = timesince(item["time"], now, depth=1) if item["time"] else ""
     return {
         "dashboard": {
             "generated_at": now,
@@ -131,7 +135,7 @@ def dashboard_context(request) -> dict:
             ],
             "out_of_range": sum(1 for state in states if state["out_of_range"]),
             "readings_24h": readings_recent_count(now=now),
-            "attention": attention_items(states=states),
+            "attention": attention,
             "alerts_enabled": alerts_enabled(),
         }
     }

@@ -38,6 +38,12 @@ def set_status_action(status: SensorStatus):
     return action
 
 
+class AssetListFilter(admin.RelatedOnlyFieldListFilter):
+    """Assets as a drop-down: a plant has hundreds, which as a list would run the filter column off the page."""
+
+    template = "admin/filter_select.html"
+
+
 class SensorInline(admin.TabularInline):
     model = Sensor
     fields = ["sensor_id", "sensor_type", "unit", "status", "normal_min", "normal_max", "sampling_interval"]
@@ -74,7 +80,7 @@ class AssetAdmin(admin.ModelAdmin):
 @admin.register(Sensor)
 class SensorAdmin(admin.ModelAdmin):
     list_display = ["sensor_id", "name", "asset", "sensor_type", "unit", "status_badge", "normal_min", "normal_max"]
-    list_filter = ["status", "sensor_type", "asset__site", ("asset", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", "sensor_type", "asset__site", ("asset", AssetListFilter)]
     list_select_related = ["asset"]
     search_fields = ["sensor_id", "name", "asset__code", "asset__name"]
     autocomplete_fields = ["asset"]
@@ -83,6 +89,7 @@ class SensorAdmin(admin.ModelAdmin):
 
     class Media:
         css = CONSOLE_CSS
+        js = ["js/admin/list_filters.js"]
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
