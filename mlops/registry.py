@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import mlflow
@@ -25,6 +26,11 @@ def model_name(sensor_type: str) -> str:
 
 def configure() -> None:
     """Point the MLflow client library at our tracking and registry stores."""
+    # MLflow's client retries a dead server for minutes by default; a page or an
+    # API call must say "unreachable" within seconds. The environment still wins.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
     mlflow.set_registry_uri(settings.MLFLOW_REGISTRY_URI or settings.MLFLOW_TRACKING_URI)
     if settings.MLFLOW_TRACKING_URI.startswith("sqlite:///"):

@@ -150,11 +150,9 @@ def models_train(
             )
             info = _log_model(model, windows.X[own] if own.any() else windows.X)
             run_id = run.info.run_id
-        version = mlflow_client.create_model_version(
-            name=_ensure_registered(mlflow_client, name, sensor_type),
-            source=info.model_uri,
-            run_id=run_id,
-            tags={"f1": f"{scores.f1:.4f}", "sensor_type": sensor_type},
+        _ensure_registered(mlflow_client, name, sensor_type)
+        version = mlflow.register_model(
+            info.model_uri, name, tags={"f1": f"{scores.f1:.4f}", "sensor_type": sensor_type}
         ).version
         mlflow_client.set_registered_model_alias(name, registry.CHALLENGER, version)
         promoted = promote or champion_f1 is None or (challenger_f1 is not None and challenger_f1 > champion_f1)

@@ -12,6 +12,7 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     path("", include("sensors.api.urls")),
     path("", include("readings.api.urls")),
+    path("", include("mlops.api.urls")),
 ]
 
 urlpatterns = [

@@ -5,7 +5,15 @@ import re
 from tests.conftest import ROOT
 
 # Read by libraries (MLflow, boto3) from the environment, not by our settings.
-LIBRARY_VARIABLES = {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
+LIBRARY_VARIABLES = {
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+}
 
 
 def test_env_example_lists_exactly_the_variables_settings_read():

@@ -1,0 +1,26 @@
+import django_filters
+
+from mlops.choices import AlertStatus
+from mlops.models import Anomaly
+
+
+class AnomalyFilterSet(django_filters.FilterSet):
+    sensor = django_filters.CharFilter(field_name="sensor__sensor_id", label="Sensor ID")
+    asset = django_filters.CharFilter(field_name="sensor__asset__code", label="Asset code")
+    vars()["from"] = django_filters.IsoDateTimeFilter(field_name="end", lookup_expr="gte", label="Ends at or after")
+    vars()["to"] = django_filters.IsoDateTimeFilter(field_name="start", lookup_expr="lt", label="Starts before")
+    status = django_filters.ChoiceFilter(
+        method="filter_status",
+        choices=[*AlertStatus.choices, ("none", "No alert")],
+        label="Status of its alert (none: below the alert threshold)",
+    )
+    model = django_filters.CharFilter(field_name="model_name")
+
+    class Meta:
+        model = Anomaly
+        fields = ["sensor", "asset", "status", "model"]
+
+    def filter_status(self, queryset, name, value):
+        if value == "none":
+            return queryset.filter(alerts__isnull=True)
+        return queryset.filter(alerts__status=value).distinct()
