@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class MlopsConfig(AppConfig):
     name = "mlops"
     verbose_name = "Models and alerts"
+
+    def ready(self):
+        from mlops.selectors import anomaly_chart_marks, dashboard_alerts
+        from readings.selectors import register_alerts, register_chart_marks
+
+        # The console's dashboard and charts live in readings; this app adds
+        # its alerts and anomalies to them without readings importing mlops.
+        register_chart_marks(anomaly_chart_marks)
+        register_alerts(dashboard_alerts)

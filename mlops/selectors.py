@@ -67,3 +67,40 @@ def anomalies_list(*, sensors: QuerySet[Sensor]) -> QuerySet[Anomaly]:
 
 def alerts_unresolved() -> QuerySet[Alert]:
     return Alert.objects.exclude(status=AlertStatus.RESOLVED).select_related("sensor", "sensor__asset")
+
+
+def anomaly_chart_marks(*, sensor: Sensor, start: datetime, end: datetime) -> list[dict]:
+    """Anomalies to mark on a sensor's chart in the admin (registered with readings.selectors)."""
+    anomalies = Anomaly.objects.filter(sensor=sensor, start__lt=end, end__gte=start).order_by("start")
+    return [
+        {
+            "series": "Anomalies",
+            "label": f"score {anomaly.score:.2f} ({anomaly.model_name} v{anomaly.model_version})",
+            "start": anomaly.start,
+            "end": anomaly.end,
+        }
+        for anomaly in anomalies[:1000]
+    ]
+
+
+def dashboard_alerts(*, limit: int) -> list[dict]:
+    """Unresolved alerts for the dashboard, most severe and newest first (registered with readings.selectors)."""
+    from django.db.models import Case, IntegerField, Value, When
+    from django.urls import reverse
+
+    from mlops.choices import SEVERITY_RANK
+
+    rank = Case(
+        *(When(severity=severity, then=Value(value)) for severity, value in SEVERITY_RANK.items()),
+        output_field=IntegerField(),
+    )
+    alerts = alerts_unresolved().annotate(rank=rank).order_by("-rank", "-opened_at")[:limit]
+    return [
+        {
+            "sensor_id": alert.sensor.sensor_id,
+            "title": f"[{alert.get_severity_display()}] {alert.title}",
+            "opened_at": alert.opened_at,
+            "url": reverse("admin:mlops_alert_change", args=[alert.pk]),
+        }
+        for alert in alerts
+    ]
