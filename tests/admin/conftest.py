@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
+from readings import selectors
 from readings.services import ReadingBatch, readings_insert
 from tests.factories import SensorFactory
 
@@ -20,6 +21,14 @@ STAFF_PERMISSIONS = [
     "readings.view_faultlabel",
 ]
 PASSWORD = "pw-console-8472"
+
+
+@pytest.fixture(autouse=True)
+def no_providers(monkeypatch):
+    """The console as readings alone makes it: apps that registered alerts or chart marks (mlops) are left out,
+    and tests that need a provider register their own."""
+    monkeypatch.setattr(selectors, "_alert_providers", [])
+    monkeypatch.setattr(selectors, "_chart_mark_providers", [])
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,6 @@ def test_dashboard_queries_do_not_grow_with_the_fleet(staff_client):
 
 
 def test_dashboard_gets_an_alerts_section_once_alerts_are_provided(staff_client, live_sensor, monkeypatch):
-    monkeypatch.setattr(selectors, "_alert_providers", [])
     selectors.register_alerts(
         lambda *, limit: [{"sensor_id": "live-001", "title": "Bearing wear", "opened_at": timezone.now() - H}]
     )

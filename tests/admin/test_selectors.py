@@ -106,7 +106,6 @@ def test_fault_labels_are_marked_on_the_buckets_they_overlap():
 
 
 def test_registered_mark_providers_add_their_own_series(monkeypatch):
-    monkeypatch.setattr(selectors, "_chart_mark_providers", [])
     sensor = SensorFactory()
     fill(sensor, 60, end=END - timedelta(minutes=1))
     calls = []
@@ -188,7 +187,6 @@ def test_attention_lists_active_sensors_most_severe_first():
 
 
 def test_open_alerts_come_first_once_a_provider_is_registered(monkeypatch):
-    monkeypatch.setattr(selectors, "_alert_providers", [])
     now = timezone.now().replace(second=0, microsecond=0)
     calm = SensorFactory(sensor_id="calm")
     fill(calm, 3, end=now, value=lambda i: 42.0)

@@ -26,9 +26,7 @@ def node_modules() -> Path:
     if not (modules / ".package-lock.json").is_file():
         npm = shutil.which("npm")
         assert npm, "npm (Node.js 20+) is needed to check the vendored static files against their package"
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=VENDOR, check=True, timeout=300
-        )
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=VENDOR, check=True, timeout=300)
     return modules
 
 
