@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PGLITE_DIR := tests/timescale
 
-.PHONY: run test lint services test-python test-timescale clean
+.PHONY: run test lint services browser test-python test-timescale clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,12 +36,16 @@ run: $(VENV)/.runtime
 services:
 	.ci/services
 
+# Debian's chromium for the admin console's browser test, installed when missing (as root).
+browser:
+	.ci/browser
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # PostgreSQL and Redis on this machine (see README, "Tests").
-test-python: $(VENV)/.test services
+test-python: $(VENV)/.test services browser
 	$(BIN)/python -m pytest
 
 # TimescaleDB: a PGlite build with the extension, started for this run only.
@@ -51,4 +55,4 @@ test-timescale: $(VENV)/.test $(PGLITE_DIR)/node_modules/.installed
 test: lint test-python test-timescale
 
 clean:
-	rm -rf $(VENV) $(PGLITE_DIR)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PGLITE_DIR)/node_modules static/vendor/node_modules .pytest_cache .ruff_cache
