@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
+from tests.api.conftest import anon, clear_cache, make_key, user_client  # noqa: F401  (shared fixtures)
 from tests.conftest import server_dsn
 from tests.services import S3_ENV, mlflow_server, moto_s3
 
