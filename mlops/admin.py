@@ -1,0 +1,245 @@
+"""The console's "Models and alerts": anomalies and scoring runs (read-only), alerts with acknowledge and resolve,
+mail subscriptions, and the MLflow registry pages (mlops.admin_views) linked into the app list."""
+
+from __future__ import annotations
+
+import functools
+
+from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db import transaction
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from mlops import admin_views
+from mlops.models import Alert, AlertSubscription, Anomaly, ScoringRun
+from mlops.services import alert_acknowledge, alert_resolve
+
+MEDIA_CSS = {"all": ["css/admin/console.css", "mlops/admin.css"]}
+
+
+def badge(kind: str, value: str, label: str):
+    """A coloured label (styled per kind and value in mlops/static/mlops/admin.css)."""
+    return format_html('<span class="sm-badge ml-badge ml-{}--{}">{}</span>', kind, value, label)
+
+
+def model_link(name: str, version: str):
+    """The model version's card on its registry page."""
+    url = reverse("admin:mlops_registry_model", args=[name])
+    return format_html('<a href="{}#v{}">{} v{}</a>', url, version, name, version)
+
+
+@admin.register(Anomaly)
+class AnomalyAdmin(admin.ModelAdmin):
+    list_display = ["sensor", "asset", "start", "end", "score_display", "model_version_link"]
+    list_filter = ["model_name", "sensor__sensor_type", "start"]
+    list_select_related = ["sensor__asset"]
+    search_fields = ["sensor__sensor_id"]
+    # The table grows with every scoring run: no second COUNT(*) over all of it on each page.
+    show_full_result_count = False
+    readonly_fields = ["created_at"]
+
+    class Media:
+        css = MEDIA_CSS
+
+    # Anomalies are written by scoring only. (Deleting stays with the delete permission: clearing a bad
+    # model version's findings is legitimate, and their alerts keep their history.)
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="asset", ordering="sensor__asset__code")
+    def asset(self, obj):
+        return obj.sensor.asset.code
+
+    @admin.display(description="score", ordering="score")
+    def score_display(self, obj):
+        return f"{obj.score:.2f}"
+
+    @admin.display(description="model", ordering="model_name")
+    def model_version_link(self, obj):
+        return model_link(obj.model_name, obj.model_version)
+
+
+def _alert_action(service, *, verb: str, skipped: str):
+    """An action that applies ``service`` to each selected alert, logs the changed ones and reports counts."""
+
+    def action(modeladmin, request, queryset):
+        changed, total = [], 0
+        with transaction.atomic():
+            # Locked so two people acting on the same alerts do not overwrite each other's name and time.
+            for alert in queryset.select_related(None).select_for_update():
+                total += 1
+                before = alert.status
+                service(alert=alert, user=request.user)
+                if alert.status != before:
+                    changed.append(alert.pk)
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=Alert.objects.filter(pk__in=changed),
+                action_flag=CHANGE,
+                change_message=verb.capitalize(),
+            )
+        left = total - len(changed)
+        message = f"{len(changed)} alert(s) {verb}."
+        modeladmin.message_user(request, f"{message} {left} skipped ({skipped})." if left else message)
+
+    return action
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "severity_badge",
+        "status_badge",
+        "title",
+        "sensor",
+        "opened_at",
+        "last_seen_at",
+        "notified_at",
+        "notify_attempts",
+    ]
+    list_display_links = ["title"]
+    list_filter = ["status", "severity", "kind"]
+    list_select_related = ["sensor"]
+    search_fields = ["title", "sensor__sensor_id"]
+    readonly_fields = ["opened_at", "last_seen_at"]
+    fieldsets = [
+        (None, {"fields": ["title", "sensor", "kind", "severity", "status", "detail", "anomaly"]}),
+        (
+            "Handling",
+            {
+                "fields": [
+                    "opened_at",
+                    "last_seen_at",
+                    "acknowledged_at",
+                    "acknowledged_by",
+                    "resolved_at",
+                    "resolved_by",
+                ]
+            },
+        ),
+        ("Mail", {"fields": ["notified_at", "notify_attempts", "notify_error"]}),
+    ]
+    actions = ["acknowledge", "resolve"]
+
+    class Media:
+        css = MEDIA_CSS
+
+    # Alerts are raised by rules and scoring, and change only through the actions below (which record who and
+    # when): the change permission enables the actions, while each alert's own page stays read-only.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    # An alert is the record of who handled what: resolve it instead.
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="severity", ordering="severity")
+    def severity_badge(self, obj):
+        return badge("severity", obj.severity, obj.get_severity_display())
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return badge("status", obj.status, obj.get_status_display())
+
+    acknowledge = admin.action(description="Acknowledge selected alerts", permissions=["change"])(
+        _alert_action(alert_acknowledge, verb="acknowledged", skipped="not open")
+    )
+    resolve = admin.action(description="Resolve selected alerts", permissions=["change"])(
+        _alert_action(alert_resolve, verb="resolved", skipped="already resolved")
+    )
+
+
+@admin.register(AlertSubscription)
+class AlertSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["user", "email", "min_severity", "active"]
+    list_filter = ["min_severity", "active"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "user__email"]
+    autocomplete_fields = ["user"]
+
+    @admin.display(description="e-mail", ordering="user__email")
+    def email(self, obj):
+        return obj.user.email or "(none: nothing is sent)"
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "sensor_type", "model_version_link", "start", "end", "windows", "anomalies"]
+    list_filter = ["sensor_type", "model_name"]
+    show_full_result_count = False
+    readonly_fields = ["created_at"]
+
+    class Media:
+        css = MEDIA_CSS
+
+    # Written by scoring, as the bookmark of the next run: nobody edits them.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="model", ordering="model_name")
+    def model_version_link(self, obj):
+        return model_link(obj.model_name, obj.model_version)
+
+    # The registry pages have no table of ours (MLflow holds the models), so no ModelAdmin of their own: they
+    # hang on the scoring runs' URLs, behind the admin's login and CSRF checks.
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("registry/", view(self.registry_list_view), name="mlops_registry"),
+            path("registry/<path:name>/", view(self.registry_model_view), name="mlops_registry_model"),
+            *super().get_urls(),
+        ]
+
+    def registry_list_view(self, request):
+        return admin_views.registry_list_view(request, self.admin_site)
+
+    def registry_model_view(self, request, name):
+        return admin_views.registry_model_view(request, self.admin_site, name)
+
+
+def _with_registry_entry(get_app_list):
+    """Wrap a site's get_app_list so "Models and alerts" lists the registry pages beside its tables.
+
+    Done here, around whatever site is ``admin.site``, because the app list has no hook for entries without a
+    ModelAdmin and the site class belongs to the console (readings.admin_site).
+    """
+
+    @functools.wraps(get_app_list)
+    def wrapper(request, app_label=None):
+        app_list = get_app_list(request, app_label)
+        can_view, can_change = admin_views.registry_permissions(request.user)
+        if app_label not in (None, "mlops") or not can_view:
+            return app_list
+        entry = {
+            "name": "Registered models (MLflow)",
+            "object_name": "RegisteredModel",
+            "admin_url": reverse("admin:mlops_registry", current_app=admin.site.name),
+            "add_url": None,
+            "view_only": not can_change,
+            "perms": {"add": False, "change": can_change, "delete": False, "view": True},
+        }
+        for app in app_list:
+            if app["app_label"] == "mlops":
+                app["models"].insert(0, entry)
+                break
+        return app_list
+
+    wrapper.adds_registry_entry = True
+    return wrapper
+
+
+if not getattr(admin.site.get_app_list, "adds_registry_entry", False):
+    admin.site.get_app_list = _with_registry_entry(admin.site.get_app_list)
