@@ -28,4 +28,9 @@ def test_anomalies_are_marked_on_the_sensor_chart():
         sensor=sensor, start=t0, end=t0 + timedelta(minutes=10), score=0.93, model_name="m", model_version="3"
     )
     marks = sensor_chart_marks(sensor=sensor, start=t0 - timedelta(hours=1), end=t0 + timedelta(hours=1))
-    assert {"series": "Anomalies", "label": "score 0.93 (m v3)", "start": t0, "end": t0 + timedelta(minutes=10)} in marks
+    assert {
+        "series": "Anomalies",
+        "label": "score 0.93 (m v3)",
+        "start": t0,
+        "end": t0 + timedelta(minutes=10),
+    } in marks
