@@ -13,7 +13,7 @@ from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from readings.aggregates import BUCKETS, bucket_floor, readings_buckets
+from readings.aggregates import BUCKETS, ORIGIN, bucket_floor, readings_buckets
 from readings.models import FaultLabel, Reading
 from readings.timescale import HOURLY_VIEW, timescaledb_enabled
 from sensors.choices import SensorStatus
@@ -266,16 +266,8 @@ def sensor_sparklines(
     if not windows:
         return {}
     connection = connections[Reading.objects.db]
-    if timescaledb_enabled(connection):
-        where = " OR ".join(["(sensor_id = %s AND bucket >= %s AND bucket < %s)"] * len(windows))
-        params = [value for pk, (start, end) in windows.items() for value in (pk, start, end)]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT sensor_id, extract(epoch FROM bucket)::bigint, avg_value FROM {HOURLY_VIEW} "
-                f"WHERE {where} ORDER BY sensor_id, bucket",
-                params,
-            )
-            rows = cursor.fetchall()
+    if connection.vendor == "postgresql":
+        rows = _sparkline_rows_postgresql(connection, windows)
     else:
         match = Q()
         for pk, (start, end) in windows.items():
@@ -295,6 +287,40 @@ def sensor_sparklines(
         line["x"].append(hour)
         line["y"].append(mean)
     return lines
+
+
+def _sparkline_rows_postgresql(connection, windows: dict[int, tuple[datetime, datetime]]) -> list[tuple]:
+    """(pk, hour start in Unix seconds, mean) per sensor and hour of its window, in sensor and time order.
+
+    The windows join the readings LATERALly, so each sensor's hours are read by one range scan of the primary
+    key and aggregated apart. OR-ed (sensor, range) conditions instead let the planner pull out the time range
+    they share and scan the whole index for it (10M rows: 310 ms against 25 ms on our reference machine).
+    """
+    quote = connection.ops.quote_name
+    if timescaledb_enabled(connection):
+        per_sensor = (
+            f"SELECT bucket AS hour, avg_value AS mean FROM {quote(HOURLY_VIEW)} "
+            "WHERE sensor_id = w.pk AND bucket >= w.start AND bucket < w.stop"
+        )
+        params = []
+    else:
+        meta = Reading._meta
+        table, sensor = quote(meta.db_table), quote(meta.get_field("sensor").column)
+        time, value = quote(meta.get_field("time").column), quote(meta.get_field("value").column)
+        per_sensor = (
+            f"SELECT date_bin('1 hour'::interval, {time}, %s::timestamptz) AS hour, avg({value}) AS mean "
+            f"FROM {table} WHERE {sensor} = w.pk AND {time} >= w.start AND {time} < w.stop GROUP BY 1"
+        )
+        params = [ORIGIN]
+    pks = list(windows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.pk, extract(epoch FROM r.hour)::bigint, r.mean "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(pk, start, stop) "
+            f"CROSS JOIN LATERAL ({per_sensor}) AS r ORDER BY 1, 2",
+            [pks, [windows[pk][0] for pk in pks], [windows[pk][1] for pk in pks], *params],
+        )
+        return cursor.fetchall()
 
 
 def readings_recent_count(*, window: timedelta = _DAY, now: datetime | None = None) -> int:
