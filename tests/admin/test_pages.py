@@ -91,7 +91,7 @@ def test_dashboard_queries_do_not_grow_with_the_fleet(staff_client):
     assert len(large) <= len(small) + 2  # the cache misses of the 40 new sensors' latest readings and the count
 
 
-def test_dashboard_gets_an_alerts_section_once_alerts_are_provided(staff_client, live_sensor, monkeypatch):
+def test_dashboard_gets_an_alerts_section_once_alerts_are_provided(staff_client, live_sensor):
     selectors.register_alerts(
         lambda *, limit: [{"sensor_id": "live-001", "title": "Bearing wear", "opened_at": timezone.now() - H}]
     )

@@ -105,7 +105,7 @@ def test_fault_labels_are_marked_on_the_buckets_they_overlap():
     assert faults["labels"][0] is None
 
 
-def test_registered_mark_providers_add_their_own_series(monkeypatch):
+def test_registered_mark_providers_add_their_own_series():
     sensor = SensorFactory()
     fill(sensor, 60, end=END - timedelta(minutes=1))
     calls = []
@@ -186,7 +186,7 @@ def test_attention_lists_active_sensors_most_severe_first():
     assert capped["sensor_ids"] == ["e-gone-hot", "b-hot", "d-gone", "c-stale"]
 
 
-def test_open_alerts_come_first_once_a_provider_is_registered(monkeypatch):
+def test_open_alerts_come_first_once_a_provider_is_registered():
     now = timezone.now().replace(second=0, microsecond=0)
     calm = SensorFactory(sensor_id="calm")
     fill(calm, 3, end=now, value=lambda i: 42.0)
