@@ -24,7 +24,8 @@ FEATURES = (
     "log_spread_ratio",  # log of std / median std of the previous windows
     "slope",  # least-squares slope across the window
     "jump_ratio",  # largest step / median largest step of the previous windows
-    "flat_share",  # share of consecutive equal values (a stuck sensor)
+    "flat_share",  # share of consecutive equal values (a stuck sensor)...
+    "flat_excess",  # ...above the sensor's usual share (coarse resolution repeats values too)
     "flagged_share",  # share of readings the gateway flagged (quality < 1)
     "min_quality",
     "out_of_range_share",
@@ -128,12 +129,14 @@ def build_windows(series: list[Series], *, origin, window: int) -> Windows:
             row["change"] = row["mean"] - (rows[i - 1]["mean"] if i else row["mean"])
             row["log_spread_ratio"] = float(np.log((row["std"] + _EPS) / (np.median(stds[history]) + _EPS)))
             row["jump_ratio"] = float(row["jump"] / (np.median(jumps[history]) + _EPS))
+        flats = np.array([row["flat_share"] for row in rows])
         levels = np.abs([row["level"] for row in rows])
         changes = np.abs([row["change"] for row in rows])
         for i, row in enumerate(rows):
             history = slice(max(0, i - BASELINE_WINDOWS), i) if i else slice(0, 1)
             row["level_z"] = row["level"] / (float(np.median(levels[history])) + 1e-3)
             row["change_z"] = row["change"] / (float(np.median(changes[history])) + 1e-3)
+            row["flat_excess"] = row["flat_share"] - float(np.median(flats[history]))
         per_sensor[item.sensor_pk] = rows
 
     # The same instant on the other sensors of the type: (type, bucket) -> [(pk, level, change)]

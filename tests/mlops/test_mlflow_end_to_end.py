@@ -111,6 +111,8 @@ def test_scoring_with_mlflow_down_is_a_clear_503(settings, fleet, staff_subscrib
 
 
 def test_scoring_a_type_without_a_champion_is_a_409(mlflow_settings, fleet, staff_subscriber):
+    # Other tests of the session register champions on the same server.
+    mlflow_settings.MLFLOW_MODEL_PREFIX = "never-trained"
     api = APIClient()
     api.force_authenticate(staff_subscriber)
     response = api.post("/api/v1/sensors/sensor-001/score", {"minutes": 60}, format="json")
