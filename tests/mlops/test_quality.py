@@ -15,7 +15,8 @@ def test_default_fleet_champions_reach_f1_of_at_least_0_8(mlflow_settings):
     call_command("train_models", "--promote", stdout=None)
     client = registry.client()
     scores = {}
-    for model in client.search_registered_models():
+    prefix = mlflow_settings.MLFLOW_MODEL_PREFIX
+    for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}-%'"):
         champion = client.get_model_version_by_alias(model.name, registry.CHAMPION)
         metrics = client.get_run(champion.run_id).data.metrics
         scores[model.name] = (metrics["precision"], metrics["recall"], metrics["f1"])
