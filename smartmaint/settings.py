@@ -115,6 +115,14 @@ READINGS_RETENTION_DAYS = env.int("READINGS_RETENTION_DAYS", default=None)
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {"default": cache_config(REDIS_URL, key_prefix=env.str("CACHE_KEY_PREFIX", default="smartmaint"))}
 
+# --- Object storage (S3) -------------------------------------------------------
+# Unset bucket: no object storage in use (`manage.py doctor` skips it). Credentials
+# come from boto3's standard chain (AWS_ACCESS_KEY_ID..., a profile, an instance role).
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+# S3-compatible stores (MinIO, ...): their URL; empty for AWS itself.
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="")
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="")
+
 # --- REST API ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
