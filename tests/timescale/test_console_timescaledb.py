@@ -40,7 +40,8 @@ def test_sparklines_come_from_readings_hourly_and_match_the_raw_rows(monkeypatch
     now = timezone.now().replace(second=0, microsecond=0)
     online, quiet = SensorFactory(), SensorFactory()
     fill(online, 30 * 60, end=now)
-    fill(quiet, 30 * 60, end=now - timedelta(days=4), step=timedelta(seconds=45))
+    # 30 hours of data: the 24 whole hours of its sparkline are covered whatever the minute the test runs at.
+    fill(quiet, 40 * 60, end=now - timedelta(days=4), step=timedelta(seconds=45))
     latest = sensor_latest_readings(sensor_pks=[online.pk, quiet.pk])
     with CaptureQueriesContext(connection) as queries:
         hourly = sensor_sparklines(latest=latest, now=now)
