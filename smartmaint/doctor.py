@@ -350,9 +350,9 @@ def check_timescale_objects(connection: BaseDatabaseWrapper, timeout: float) -> 
 
 
 def _project_apps() -> set[str]:
-    """Labels of this project's own apps (not Django's or third parties')."""
+    """Labels of this project's own apps (top-level packages of the project, not Django's or third parties')."""
     base = Path(settings.BASE_DIR).resolve()
-    return {config.label for config in apps.get_app_configs() if Path(config.path).resolve().is_relative_to(base)}
+    return {config.label for config in apps.get_app_configs() if Path(config.path).resolve().parent == base}
 
 
 def check_migrations(connection: BaseDatabaseWrapper, timeout: float) -> list[Result]:
