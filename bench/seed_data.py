@@ -69,7 +69,7 @@ def main() -> int:
                     if fleet
                     else "readings_reading"
                 )
-                conn.execute(f"TRUNCATE {tables}")
+                conn.execute(f"TRUNCATE {tables} CASCADE")
                 conn.execute("VACUUM ANALYZE readings_reading")
 
         raw, seeded = [], []

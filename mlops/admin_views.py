@@ -17,8 +17,6 @@ from django.core.validators import RegexValidator
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from mlflow.entities import ViewType
-from mlflow.exceptions import MlflowException
 
 from mlops import registry
 from mlops.services import model_archive, model_set_alias
@@ -127,6 +125,11 @@ def _quoted(value: str) -> str:
 
 def _runs(mlflow_client, run_ids: set[str]) -> dict:
     """The versions' source runs: one search in our experiment, then one call per run kept elsewhere."""
+    # mlflow is imported where it is used: importing it takes about a second,
+    # which every command and web worker would pay through the admin.
+    from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
+
     runs = {}
     experiment = mlflow_client.get_experiment_by_name(settings.MLFLOW_EXPERIMENT) if run_ids else None
     if experiment is not None:
@@ -203,6 +206,8 @@ def mlflow_location() -> str:
 
 
 def unreachable_message(exc: Exception) -> str:
+    from mlflow.exceptions import MlflowException
+
     cause = exc.__cause__ if isinstance(exc, registry.MLflowUnavailable) and exc.__cause__ else exc
     if isinstance(cause, MlflowException):
         reason = cause.message
@@ -214,6 +219,8 @@ def unreachable_message(exc: Exception) -> str:
 
 
 def _not_found(exc: Exception) -> bool:
+    from mlflow.exceptions import MlflowException
+
     cause = exc.__cause__ if isinstance(exc, registry.MLflowUnavailable) else exc
     return isinstance(cause, MlflowException) and cause.error_code == "RESOURCE_DOES_NOT_EXIST"
 

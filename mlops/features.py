@@ -31,6 +31,8 @@ FEATURES = (
     "out_of_range_share",
 )
 BASELINE_WINDOWS = 30
+# Readings per window, by default.
+WINDOW = 10
 _EPS = 1e-6
 
 

@@ -6,10 +6,7 @@ import functools
 import os
 from pathlib import Path
 
-import mlflow
 from django.conf import settings
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -31,13 +28,18 @@ def configure() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    import mlflow  # imported on first use: it takes about a second
+
     mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
     mlflow.set_registry_uri(settings.MLFLOW_REGISTRY_URI or settings.MLFLOW_TRACKING_URI)
     if settings.MLFLOW_TRACKING_URI.startswith("sqlite:///"):
         Path(settings.MLFLOW_TRACKING_URI.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
-def client() -> MlflowClient:
+def client():
+    """An MlflowClient on our tracking and registry stores."""
+    from mlflow.tracking import MlflowClient
+
     configure()
     return MlflowClient(
         tracking_uri=settings.MLFLOW_TRACKING_URI,
@@ -71,9 +73,13 @@ def translate_errors(function):
             return function(*args, **kwargs)
         except MLflowUnavailable:
             raise
-        except MlflowException as exc:
-            raise MLflowUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} answered: {exc.message}") from exc
         except (OSError, ConnectionError) as exc:
             raise MLflowUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} cannot be reached: {exc}") from exc
+        except Exception as exc:
+            from mlflow.exceptions import MlflowException
+
+            if isinstance(exc, MlflowException):
+                raise MLflowUnavailable(f"MLflow at {settings.MLFLOW_TRACKING_URI} answered: {exc.message}") from exc
+            raise
 
     return wrapper

@@ -7,11 +7,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import mlflow
 import numpy as np
-import pandas as pd
 from django.conf import settings
-from mlflow.exceptions import MlflowException
 
 from mlops import registry
 from mlops.features import BASELINE_WINDOWS, FEATURES, build_windows
@@ -52,6 +49,9 @@ def champion_model(sensor_type: str) -> CachedModel:
         cached = _cache.get(name)
         if cached and time.monotonic() - cached.checked_at < settings.MLFLOW_ALIAS_TTL:
             return cached
+        import mlflow  # imported on first use: it takes about a second
+        from mlflow.exceptions import MlflowException
+
         try:
             version = registry.client().get_model_version_by_alias(name, registry.CHAMPION).version
         except MlflowException as exc:
@@ -94,6 +94,8 @@ def score_windows(*, sensors: list[Sensor], start: datetime, end: datetime, wind
     )
     if not wanted.any():
         return champion, []
+    import pandas as pd
+
     X = pd.DataFrame(windows.X[wanted], columns=list(FEATURES))
     probabilities = champion.model.predict_proba(X)[:, 1]
     return champion, [
