@@ -286,10 +286,14 @@ def check_timescale_objects(connection: BaseDatabaseWrapper, timeout: float) -> 
 
         aggregate = _fetch(
             connection,
-            "SELECT j.job_id, j.scheduled, j.schedule_interval FROM timescaledb_information.continuous_aggregates c "
-            "LEFT JOIN timescaledb_information.jobs j ON j.hypertable_schema = c.materialization_hypertable_schema "
-            "AND j.hypertable_name = c.materialization_hypertable_name "
-            "AND j.proc_name = 'policy_refresh_continuous_aggregate' "
+            # The jobs view names the continuous aggregate itself in recent TimescaleDB
+            # releases and its materialization hypertable in older ones: accept both.
+            "SELECT j.job_id, j.scheduled, j.schedule_interval::text "
+            "FROM timescaledb_information.continuous_aggregates c "
+            "LEFT JOIN timescaledb_information.jobs j ON j.proc_name = 'policy_refresh_continuous_aggregate' AND ("
+            "(j.hypertable_schema = c.view_schema AND j.hypertable_name = c.view_name) OR "
+            "(j.hypertable_schema = c.materialization_hypertable_schema "
+            "AND j.hypertable_name = c.materialization_hypertable_name)) "
             "WHERE c.view_name = %s",
             [HOURLY_VIEW],
         )
