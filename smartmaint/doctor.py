@@ -14,6 +14,7 @@ rest of smartmaint never imports this module.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -40,6 +41,7 @@ DEFAULT_TIMEOUT = 10.0
 S3_PROBE_PREFIX = "smartmaint-doctor/"
 MAX_LISTED = 10
 MAX_DETAIL = 400
+UNEXPECTED = "Unexpected error in this check; the message says what failed."
 
 
 @dataclass(frozen=True)
@@ -135,13 +137,26 @@ def _database_location(connection: BaseDatabaseWrapper) -> str:
     return f"{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def _connect_within(connection: BaseDatabaseWrapper, seconds: float) -> None:
+    """Connect with libpq's connect_timeout no longer than ``seconds`` (whole seconds, at least 2)."""
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    configured = options.get("connect_timeout")
+    if connection.vendor == "postgresql":
+        options["connect_timeout"] = max(2, min(int(configured or seconds), math.ceil(seconds)))
+    try:
+        connection.ensure_connection()
+    finally:
+        if connection.vendor == "postgresql":
+            options["connect_timeout"] = configured
+
+
 def check_database(connection: BaseDatabaseWrapper, timeout: float) -> Result:
     location = _database_location(connection)
     try:
         connect_note = ""
         if connection.connection is None:
             start = time.perf_counter()
-            connection.ensure_connection()  # bounded by connect_timeout (DATABASE_URL, default 10 s)
+            _connect_within(connection, timeout)
             connect_note = f", connected in {_elapsed_ms(start)}"
         with _bounded(connection, timeout):
             start = time.perf_counter()
@@ -636,7 +651,13 @@ def _champions(sensor_types: list[str]) -> tuple[dict[str, str], list[str]]:
     return found, missing
 
 
-def check_champions(sensor_types: list[str], timeout: float) -> Result:
+def check_champions(connection: BaseDatabaseWrapper, timeout: float) -> Result:
+    try:
+        with _bounded(connection, timeout):
+            sensor_types = _sensor_types_in_use()
+    except DatabaseError as exc:
+        # No sensors table yet: the migration lines already say what to do.
+        return Result("champion_models", SKIP, f"not checked: no sensor types ({_first_line(exc)})")
     if not sensor_types:
         return Result("champion_models", SKIP, "no active sensors: no sensor type needs a model")
     try:
@@ -691,7 +712,7 @@ def _guarded(check: str, function: Callable, *args) -> list[Result]:
     try:
         outcome = function(*args)
     except Exception as exc:
-        return [Result(check, FAIL, _first_line(exc), "Unexpected error in this check; the message says why.")]
+        return [Result(check, FAIL, _first_line(exc), UNEXPECTED)]
     return list(outcome) if isinstance(outcome, list | tuple) else [outcome]
 
 
@@ -704,8 +725,8 @@ def run_checks(*, timeout: float = DEFAULT_TIMEOUT, using: str = "default") -> l
     if database_up:
         try:
             extension, in_use = check_timescaledb(connection, timeout)
-        except DatabaseError as exc:
-            extension, in_use = Result("timescaledb", FAIL, _first_line(exc), "See the message."), False
+        except Exception as exc:
+            extension, in_use = Result("timescaledb", FAIL, _first_line(exc), UNEXPECTED), False
         results.append(extension)
         if in_use:
             results += _guarded("hypertable", check_timescale_objects, connection, timeout)
@@ -734,14 +755,7 @@ def run_checks(*, timeout: float = DEFAULT_TIMEOUT, using: str = "default") -> l
     elif mlflow[0].status != OK:
         results.append(Result("champion_models", SKIP, "not checked: MLflow cannot be reached"))
     else:
-        try:
-            with _bounded(connection, timeout):
-                sensor_types = _sensor_types_in_use()
-        except DatabaseError as exc:
-            # No sensors table yet: the migration lines already say what to do.
-            results.append(Result("champion_models", SKIP, f"not checked: no sensor types ({_first_line(exc)})"))
-        else:
-            results += _guarded("champion_models", check_champions, sensor_types, timeout)
+        results += _guarded("champion_models", check_champions, connection, timeout)
 
     results += _guarded("smtp", check_smtp, timeout)
     return results
