@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from tests.factories import AssetFactory, ReadingFactory, SensorFactory
+from tests.mlflow_services import mlflow_settings, mlflow_url, s3_endpoint  # noqa: F401  (session fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 

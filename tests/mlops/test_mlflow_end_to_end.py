@@ -12,7 +12,7 @@ from mlops import registry, scoring
 from mlops.models import Alert, AlertSubscription, Anomaly
 from mlops.services import model_set_alias
 from tests.conftest import server_dsn
-from tests.mlops.conftest import MLFLOW_SCHEMA
+from tests.mlflow_services import MLFLOW_SCHEMA
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.db import connection
 
 from smartmaint.environment import cache_config
 from tests.conftest import run_manage, server_dsn, server_url
-from tests.mlops.conftest import BUCKET, mlflow_settings, mlflow_url, s3_endpoint  # noqa: F401  (fixtures)
+from tests.mlflow_services import BUCKET
 from tests.services import S3_ENV, free_port
 
 
@@ -32,7 +32,7 @@ def statuses(results: dict[str, dict]) -> dict[str, str]:
 
 
 @pytest.fixture
-def s3_settings(settings, s3_endpoint, monkeypatch):  # noqa: F811
+def s3_settings(settings, s3_endpoint, monkeypatch):
     settings.AWS_STORAGE_BUCKET_NAME = BUCKET
     settings.AWS_S3_ENDPOINT_URL = s3_endpoint
     settings.AWS_S3_REGION_NAME = S3_ENV["AWS_DEFAULT_REGION"]
@@ -42,7 +42,7 @@ def s3_settings(settings, s3_endpoint, monkeypatch):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_settings, s3_settings):  # noqa: F811
+def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_settings, s3_settings):
     call_command("seed_data", "--sensors", "4", "--readings", "2000", "--end", "2026-03-01T00:00:00Z", "--quiet")
     call_command("train_models", "--promote", stdout=StringIO())
     mlflow_settings.EMAIL_HOST = "localhost"
@@ -147,7 +147,7 @@ def test_mlflow_unreachable_fails_and_the_champions_are_not_checked(settings):
 
 
 @pytest.mark.django_db
-def test_a_sensor_type_without_a_champion_fails_naming_it(mlflow_settings, sensor):  # noqa: F811
+def test_a_sensor_type_without_a_champion_fails_naming_it(mlflow_settings, sensor):
     # A prefix no model is registered under: whatever other tests trained, this type has no champion.
     mlflow_settings.MLFLOW_MODEL_PREFIX = "doctor-none"
 
