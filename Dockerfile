@@ -1,28 +1,50 @@
-# Smart Maintenance web image: gunicorn serving the Django monolith.
-FROM python:3.11-slim-bookworm
+# syntax=docker/dockerfile:1
+# Smart Maintenance web image: gunicorn serving the Django monolith, static files by WhiteNoise.
+# The same image runs the one-off jobs (manage.py migrate, seed_data, train_models, doctor,
+# score_readings, check_alerts): see docs/deploy.md.
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
+# --- build: the dependencies in a virtualenv ------------------------------------------------
+# Every pinned requirement has a wheel for Python 3.12 except django-timescaledb, whose sdist is
+# pure Python: no compiler is needed here either, and none reaches the final image.
+FROM python:3.12.12-slim-bookworm AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --requirement /tmp/requirements.txt
+
+# --- runtime ----------------------------------------------------------------------------------
+FROM python:3.12.12-slim-bookworm
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
 
 WORKDIR /app
 
-RUN groupadd --system app && useradd --system --gid app --home-dir /app app
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --create-home --home-dir /home/app --shell /usr/sbin/nologin app
 
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY --from=build /opt/venv /opt/venv
+COPY . /app
 
-COPY --chown=app:app . .
+# Static files are collected at build time, in production mode (content-hashed names and compressed
+# copies, see STORAGES in settings). collectstatic needs settings but no database or secret.
+# var/ is the only directory the app writes to (the embedded defaults' state); the code stays root's.
+RUN DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --no-input --verbosity 0 \
+    && mkdir -p /app/var \
+    && chown app:app /app/var
 
-# collectstatic needs settings but no database: debug mode with a throwaway key.
-RUN DJANGO_DEBUG=true DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input \
-    && mkdir -p /app/var && chown app:app /app/var
-
-USER app
+USER 10001:10001
 EXPOSE 8000
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "/app/docker/healthcheck.py"]
 
-CMD ["gunicorn", "smartmaint.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Exec form: gunicorn is PID 1 and gets SIGTERM itself (graceful shutdown, GUNICORN_GRACEFUL_TIMEOUT).
+CMD ["gunicorn", "--config", "/app/docker/gunicorn.conf.py", "smartmaint.wsgi:application"]

@@ -1,0 +1,41 @@
+"""gunicorn settings of the web image, read from the environment (see .env.example, "Web server").
+
+Loaded by the image's command: ``gunicorn --config docker/gunicorn.conf.py smartmaint.wsgi:application``.
+Command-line options given after it still win (``--bind 127.0.0.1:8000`` in tests).
+"""
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {value!r}.") from None
+
+
+# PORT is what PaaS platforms (Render, Heroku, ...) set; 8000 otherwise.
+bind = f"0.0.0.0:{_int('PORT', 8000)}"
+# Processes, and threads in each: a worker per core is a good start for this I/O-bound app.
+workers = _int("GUNICORN_WORKERS", 3)
+threads = _int("GUNICORN_THREADS", 1)
+# Seconds a request may take before its worker is killed and replaced (CSV exports of long ranges take a while).
+timeout = _int("GUNICORN_TIMEOUT", 60)
+# Seconds workers get to finish their requests after SIGTERM (docker stop waits 10 s by default).
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20)
+# Replace a worker after this many requests (0: never), with jitter so they do not all restart at once.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
+keepalive = 5
+
+# Access log and errors on stdout/stderr, for `docker logs`.
+accesslog = "-"
+errorlog = "-"
+# Heartbeat files in memory: a slow overlay filesystem must not make the arbiter kill healthy workers.
+# gunicorn creates them itself with mkstemp (private names, mode 0600).
+SHM = "/dev/shm"  # noqa: S108
+if os.path.isdir(SHM):
+    worker_tmp_dir = SHM
+# No runtime control socket (gunicornc): the container is managed by its orchestrator.
+control_socket_disable = True
