@@ -616,3 +616,17 @@ def test_bucket_one_shot_creates_the_bucket_once(tmp_path):
         del env["AWS_SECRET_ACCESS_KEY"]
         missing = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=90)
         assert missing.returncode == 2 and "AWS_SECRET_ACCESS_KEY" in missing.stderr
+
+
+def test_deploy_guide_iam_policy_grants_only_the_one_bucket():
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    [policy] = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", guide, re.DOTALL) if "s3:" in block]
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    grants = {(action, statement["Resource"]) for statement in policy["Statement"] for action in statement["Action"]}
+    bucket = "arn:aws:s3:::smartmaint-prod"
+    assert grants == {
+        ("s3:ListBucket", bucket),
+        ("s3:GetObject", f"{bucket}/*"),
+        ("s3:PutObject", f"{bucket}/*"),
+        ("s3:DeleteObject", f"{bucket}/*"),
+    }
