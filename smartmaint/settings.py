@@ -253,6 +253,9 @@ STORAGES = {
 }
 # A name missing from the manifest (collectstatic not run) falls back to the plain name instead of a 500.
 WHITENOISE_MANIFEST_STRICT = False
+# Development (DJANGO_DEBUG, even when a test runner turns settings.DEBUG off): files straight from the
+# apps and static/, no collectstatic; production: the collected files, indexed once at startup.
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=Path(VAR_DIR) / "media")
 
