@@ -41,6 +41,8 @@ def auth_headers(db, make_key, keep_test_connection):
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same examples on every run, so CI is reproducible. To explore
+# further, switch it off locally and vary `--hypothesis-seed`.
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_never_errors_and_matches_its_schema(case, auth_headers):
     case.call_and_validate(headers=auth_headers, checks=CHECKS)
