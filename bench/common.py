@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def production_env(base: dict, database_url: str, **extra: str) -> dict:
         "API_THROTTLE_KEY_RATE": "1000000/min",
         "API_THROTTLE_USER_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
+        # Static files collected like in the image (production serves hashed names).
+        "DJANGO_STATIC_ROOT": tempfile.mkdtemp(prefix="smartmaint-static-"),
         **extra,
     }
 
@@ -39,6 +42,9 @@ class Gunicorn:
     """gunicorn serving smartmaint.wsgi, started and waited for; stop() ends it."""
 
     def __init__(self, env: dict, workers: int):
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input", "-v0"], env=env, check=True
+        )
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
