@@ -1,7 +1,7 @@
 """The web image's HEALTHCHECK: GET /healthz on the local gunicorn, exit 0 when it answers 200.
 
-Django answers only to DJANGO_ALLOWED_HOSTS (any other Host header gets 400), so the probe sends
-the first allowed host name rather than 127.0.0.1.
+The health URLs answer any Host header (smartmaint.health.HealthCheckMiddleware); the probe still
+sends the first allowed host name, so it exercises the app as a real client would.
 """
 
 import http.client

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: health probes by IP address must not meet the ALLOWED_HOSTS check.
+    "smartmaint.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from gunicorn (production has no separate static server).
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -53,3 +53,12 @@ def test_readyz_names_the_database_when_it_is_unreachable(client, django_db_bloc
     assert body["failing"] == ["database"]
     assert body["checks"]["cache"] == {"status": "ok"}
     assert "OperationalError" in body["checks"]["database"]["error"]
+
+
+@pytest.mark.django_db
+def test_probes_by_ip_address_are_answered_but_other_urls_keep_the_host_check(client, settings):
+    settings.ALLOWED_HOSTS = ["maint.example.com"]
+    assert client.get("/healthz", HTTP_HOST="10.0.0.7").status_code == 200
+    assert client.get("/readyz", HTTP_HOST="10.0.0.7").status_code == 200
+    assert client.get("/admin/login/", HTTP_HOST="10.0.0.7").status_code == 400
+    assert client.get("/admin/login/", HTTP_HOST="maint.example.com").status_code == 200
