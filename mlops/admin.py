@@ -29,26 +29,30 @@ def model_link(name: str, version: str):
     return format_html('<a href="{}#v{}">{} v{}</a>', url, version, name, version)
 
 
-@admin.register(Anomaly)
-class AnomalyAdmin(admin.ModelAdmin):
-    list_display = ["sensor", "asset", "start", "end", "score_display", "model_version_link"]
-    list_filter = ["model_name", "sensor__sensor_type", "start"]
-    list_select_related = ["sensor__asset"]
-    search_fields = ["sensor__sensor_id"]
-    # The table grows with every scoring run: no second COUNT(*) over all of it on each page.
+class ScoringOutputAdmin(admin.ModelAdmin):
+    """Rows written by scoring only: read-only, and no second COUNT(*) over a table that keeps growing."""
+
     show_full_result_count = False
     readonly_fields = ["created_at"]
 
     class Media:
         css = MEDIA_CSS
 
-    # Anomalies are written by scoring only. (Deleting stays with the delete permission: clearing a bad
-    # model version's findings is legitimate, and their alerts keep their history.)
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Anomaly)
+class AnomalyAdmin(ScoringOutputAdmin):
+    list_display = ["sensor", "asset", "start", "end", "score_display", "model_version_link"]
+    list_filter = ["model_name", "sensor__sensor_type", "start"]
+    list_select_related = ["sensor__asset"]
+    search_fields = ["sensor__sensor_id"]
+    # Deleting stays with the delete permission: clearing a bad model
+    # version's findings is legitimate, and their alerts keep their history.
 
     @admin.display(description="asset", ordering="sensor__asset__code")
     def asset(self, obj):
@@ -170,22 +174,11 @@ class AlertSubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScoringRun)
-class ScoringRunAdmin(admin.ModelAdmin):
+class ScoringRunAdmin(ScoringOutputAdmin):
     list_display = ["created_at", "sensor_type", "model_version_link", "start", "end", "windows", "anomalies"]
     list_filter = ["sensor_type", "model_name"]
-    show_full_result_count = False
-    readonly_fields = ["created_at"]
 
-    class Media:
-        css = MEDIA_CSS
-
-    # Written by scoring, as the bookmark of the next run: nobody edits them.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
+    # The bookmark of the next scoring run: nobody deletes them either.
     def has_delete_permission(self, request, obj=None):
         return False
 
