@@ -7,7 +7,9 @@ import functools
 
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -143,6 +145,33 @@ class AlertAdmin(admin.ModelAdmin):
     # An alert is the record of who handled what: resolve it instead.
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        # Before the default URLs: their "<object_id>/" catch-all would take these.
+        transitions = [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(self.transition_view),
+                {"action": name},
+                name=f"mlops_alert_{name}",
+            )
+            for name in ("acknowledge", "resolve")
+        ]
+        return transitions + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The alert's page is read-only; its Acknowledge and Resolve buttons are the list actions, one alert at a
+        # time, so staff arriving from the dashboard can act where they read it.
+        can_act = super().has_change_permission(request)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_act": can_act})
+
+    def transition_view(self, request, object_id, action):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not super().has_change_permission(request):
+            raise PermissionDenied
+        getattr(self, action)(request, Alert.objects.filter(pk=object_id))
+        return HttpResponseRedirect(reverse("admin:mlops_alert_change", args=[object_id]))
 
     @admin.display(description="severity", ordering="severity")
     def severity_badge(self, obj):

@@ -114,3 +114,30 @@ def test_check_alerts_command_reports(settings):
     out = StringIO()
     call_command("check_alerts", stdout=out)
     assert "Alerts: 0 opened, 0 resolved. Mail: 0 sent, 0 failed" in out.getvalue()
+
+
+def test_alert_page_buttons_acknowledge_and_resolve_for_staff_who_may_change(client, subscriber):
+    from django.contrib.auth.models import Permission
+
+    sensor = SensorFactory()
+    alert, _ = alert_raise(sensor=sensor, kind="offline", severity="critical", title="Pump offline")
+    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_alert"))
+    client.force_login(viewer)
+    page = client.get(f"/admin/mlops/alert/{alert.pk}/change/").content.decode()
+    assert "Pump offline" in page and "Acknowledge</button>" not in page
+    assert client.post(f"/admin/mlops/alert/{alert.pk}/acknowledge/").status_code == 403
+
+    subscriber.user_permissions.add(*Permission.objects.filter(codename__in=["view_alert", "change_alert"]))
+    client.force_login(User.objects.get(pk=subscriber.pk))
+    page = client.get(f"/admin/mlops/alert/{alert.pk}/change/").content.decode()
+    assert "Acknowledge</button>" in page and "Resolve</button>" in page
+    response = client.post(f"/admin/mlops/alert/{alert.pk}/acknowledge/")
+    assert response.status_code == 302 and response["Location"].endswith(f"/admin/mlops/alert/{alert.pk}/change/")
+    alert.refresh_from_db()
+    assert alert.status == "acknowledged" and alert.acknowledged_by == subscriber
+    assert "Acknowledge</button>" not in client.get(f"/admin/mlops/alert/{alert.pk}/change/").content.decode()
+    client.post(f"/admin/mlops/alert/{alert.pk}/resolve/")
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
+    assert client.get(f"/admin/mlops/alert/{alert.pk}/acknowledge/").status_code == 405
