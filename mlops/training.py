@@ -233,13 +233,15 @@ def _champion_comparison(mlflow_client, name, windows, own, fault, probabilities
         version = mlflow_client.get_model_version_by_alias(name, registry.CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None, None
-    trained_until = mlflow_client.get_run(version.run_id).data.params.get("trained_until")
+    run = mlflow_client.get_run(version.run_id)
+    trained_until = run.data.params.get("trained_until")
     unseen = own.copy()
     if trained_until:
         unseen &= windows.start > np.datetime64(trained_until.replace("+00:00", ""), "us")
-    champion = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     if not (fault[unseen] >= 0).any():
-        return float(mlflow_client.get_run(version.run_id).data.metrics.get("f1", 0.0)), None
+        return float(run.data.metrics.get("f1", 0.0)), None
+    # Loaded (downloaded from the artifact store) only when there is something to score it on.
+    champion = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     predicted = champion.predict_proba(_frame(windows.X[unseen]))[:, 1] >= DECISION_THRESHOLD
     champion_f1 = score_detections(predicted, fault[unseen], windows.sensor_pk[unseen]).f1
     challenger_f1 = score_detections(
