@@ -85,7 +85,11 @@ class SensorMixin:
     permission_classes = [CanReadReadings]
 
     def get_sensor(self):
-        return get_object_or_404(sensors_visible(key=request_key(self.request)), sensor_id=self.kwargs["sensor_id"])
+        # Once per request: the queryset and the CSV stream both need it.
+        if not hasattr(self, "_sensor"):
+            visible = sensors_visible(key=request_key(self.request))
+            self._sensor = get_object_or_404(visible, sensor_id=self.kwargs["sensor_id"])
+        return self._sensor
 
     def range_query(self, serializer_class=RangeQuerySerializer) -> dict:
         query = serializer_class(data=self.request.query_params)
