@@ -72,9 +72,16 @@ def test_key_limited_to_a_site_sees_and_writes_only_that_site(make_key):
     )
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
+    # The same words as for an ID that exists nowhere: a limited key learns nothing about other sites.
+    unknown = client.post("/api/v1/readings/ingest", {"readings": [reading("no-such-sensor")]}).json()
     assert body["errors"] == [
-        {"index": 1, "field": "sensor_id", "reason": f"Sensor {south.sensor_id!r} is outside this API key's limit."}
+        {
+            "index": 1,
+            "field": "sensor_id",
+            "reason": f"Unknown sensor {south.sensor_id!r}, or not allowed for this API key.",
+        }
     ]
+    assert unknown["errors"][0]["reason"] == "Unknown sensor 'no-such-sensor', or not allowed for this API key."
     assert not Reading.objects.filter(sensor=south).exists()
 
 
