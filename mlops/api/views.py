@@ -15,7 +15,7 @@ from mlops.registry import MLflowUnavailable
 from mlops.scoring import NoChampion
 from mlops.selectors import anomalies_list
 from mlops.services import readings_score
-from sensors.api.permissions import CanReadReadings, request_key
+from sensors.api.permissions import CanReadReadings, CanScore, request_key
 from sensors.selectors import sensors_visible
 
 
@@ -32,7 +32,7 @@ class NoModel(exceptions.APIException):
 class SensorScoreView(APIView):
     """Score a sensor's recent readings with its type's champion model; anomalies found are stored and returned."""
 
-    permission_classes = [CanReadReadings]
+    permission_classes = [CanScore]
 
     @extend_schema(
         request=ScoreRequestSerializer,

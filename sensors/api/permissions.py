@@ -43,3 +43,19 @@ class CanIngest(BasePermission):
         if key is not None:
             return key.can_ingest
         return _authenticated(request) and request.user.has_perm("readings.ingest_reading")
+
+
+class CanScore(BasePermission):
+    """Scoring reads a sensor's readings and writes what it finds (anomalies, alerts, mail): a write.
+
+    Keys need the read-and-ingest scope (a read-only key must not open alerts or send mail, and an
+    ingest-only key may not read); people need to be staff, as for every other write by a person.
+    """
+
+    message = "Scoring needs an API key with the read-and-ingest scope or a staff user."
+
+    def has_permission(self, request, view) -> bool:
+        key = request_key(request)
+        if key is not None:
+            return key.can_read and key.can_ingest
+        return _authenticated(request) and request.user.is_staff
