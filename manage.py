@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartmaint.settings")
+    # Operators' commands (migrate, seed_data, train_models) run longer than any web request: no statement
+    # timeout unless the environment asks for one (the web tier keeps the settings' default).
+    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "0")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 

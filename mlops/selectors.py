@@ -11,7 +11,8 @@ from mlops.choices import AlertStatus
 from mlops.features import Series
 from mlops.models import Alert, Anomaly
 from readings.choices import FaultKind
-from readings.models import FaultLabel, Reading
+from readings.models import FaultLabel
+from readings.selectors import readings_shown
 from sensors.models import Sensor
 
 # A degradation episode is the machine, not the sensor: it is neither a fault
@@ -24,7 +25,7 @@ def sensor_series(
 ) -> list[Series]:
     """The readings of ``sensors`` with start <= time < end, as numpy series (one query)."""
     sensors = list(sensors)
-    readings = Reading.objects.filter(sensor__in=[sensor.pk for sensor in sensors])
+    readings = readings_shown().filter(sensor__in=[sensor.pk for sensor in sensors])
     if start is not None:
         readings = readings.filter(time__gte=start)
     if end is not None:

@@ -115,9 +115,10 @@ def train_and_register(
     """
     sensors = list(Sensor.objects.order_by("pk"))
     series = sensor_series(sensors=sensors, start=start, end=end)
-    if not series:
+    firsts = [item.times[0] for item in series if len(item.times)]
+    if not firsts:
         raise ValueError("No readings in the chosen range: seed or ingest readings first.")
-    origin = start or min(item.times[0] for item in series).astype(datetime).replace(tzinfo=UTC)
+    origin = start or min(firsts).astype(datetime).replace(tzinfo=UTC)
     windows = build_windows(series, origin=origin, window=window)
     labels = label_windows(
         windows,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import NotSupportedError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -213,6 +214,10 @@ def _validated(
         raise ValueError(f"aggs must be one or more of {', '.join(AGGREGATES)}; got {', '.join(unknown) or 'none'}.")
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, not {fill!r}.")
+    # Nothing older is shown (see readings.selectors.readings_shown); this also keeps the conversion to UTC
+    # clear of year 1, where an offset would leave datetime's range.
+    start = max(start, settings.READINGS_MIN_TIME)
+    end = max(end, start)
     return start.astimezone(UTC), end.astimezone(UTC), aggs
 
 

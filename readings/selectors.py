@@ -7,6 +7,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery, Sum
@@ -29,10 +30,19 @@ def latest_cache_key(sensor_pk: int) -> str:
     return f"readings:latest:{sensor_pk}"
 
 
+def readings_shown() -> QuerySet:
+    """Every reading from READINGS_MIN_TIME on: what every read path works with.
+
+    Older rows can only be clock faults stored before the bound existed; some (year 1 BC) cannot even be
+    loaded into Python. They stay invisible until ``manage.py delete_readings`` removes them (doctor counts them).
+    """
+    return Reading.objects.filter(time__gte=settings.READINGS_MIN_TIME)
+
+
 def readings_in_range(*, sensor: Sensor, start: datetime | None = None, end: datetime | None = None) -> QuerySet:
-    """Readings of one sensor with start <= time < end (either bound optional)."""
-    readings = Reading.objects.filter(sensor=sensor)
-    if start is not None:
+    """Readings of one sensor with start <= time < end (either bound optional; never before READINGS_MIN_TIME)."""
+    readings = readings_shown().filter(sensor=sensor)
+    if start is not None and start > settings.READINGS_MIN_TIME:
         readings = readings.filter(time__gte=start)
     if end is not None:
         readings = readings.filter(time__lt=end)
@@ -40,7 +50,7 @@ def readings_in_range(*, sensor: Sensor, start: datetime | None = None, end: dat
 
 
 def _latest_from_database(sensor_pks: list[int]) -> dict[int, dict | None]:
-    newest = Reading.objects.filter(sensor=OuterRef("pk")).order_by("-time")
+    newest = readings_shown().filter(sensor=OuterRef("pk")).order_by("-time")
     rows = (
         Sensor.objects.filter(pk__in=sensor_pks)
         .annotate(

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, NotSupportedError, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from readings.choices import FaultSource
 from readings.models import FaultLabel, Reading
@@ -54,6 +55,13 @@ class ReadingBatch:
 
     def __len__(self) -> int:
         return len(self.sensor)
+
+    def sorted(self) -> ReadingBatch:
+        """The same readings in (sensor, time) order."""
+        order = np.lexsort((self.time, self.sensor))
+        if (order[1:] > order[:-1]).all():
+            return self
+        return ReadingBatch(self.sensor[order], self.time[order], self.value[order], self.quality[order])
 
     def split(self, size: int) -> tuple[ReadingBatch, ReadingBatch]:
         """The first ``size`` readings and the rest."""
@@ -99,6 +107,9 @@ def readings_insert(*, batch: ReadingBatch, using: str = "default") -> int:
     """
     if not len(batch):
         return 0
+    # Rows in key order: concurrent writers of overlapping batches then take the key's locks in the same order,
+    # so they wait for each other instead of deadlocking.
+    batch = batch.sorted()
     connection = connections[using]
     if connection.vendor != "postgresql" or not connection.copy_from_stdin:
         return _insert_portable(batch, using)
@@ -124,7 +135,8 @@ def readings_insert(*, batch: ReadingBatch, using: str = "default") -> int:
             with cursor.copy(f"COPY {STAGE_TABLE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(payload)
             cursor.execute(
-                f"INSERT INTO {READINGS_TABLE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGE_TABLE} ON CONFLICT DO NOTHING"
+                f"INSERT INTO {READINGS_TABLE} ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGE_TABLE} "
+                "ORDER BY sensor_id, time ON CONFLICT DO NOTHING"
             )
             inserted = cursor.rowcount
             # ON COMMIT DELETE ROWS empties it at commit; truncate now for callers inside a longer transaction.
@@ -175,7 +187,17 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def _number(value) -> float | None:
     # bool is an int subclass, but true/false is not a measurement: exact types only.
-    return float(value) if type(value) in _NUMBER_TYPES else None
+    if type(value) not in _NUMBER_TYPES:
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float's range (JSON allows 1e400 written out in digits)
+        return None
+
+
+def _plausible_sensor_id(value) -> bool:
+    # PostgreSQL text cannot hold NUL: such an ID can name no sensor, and must not reach a query.
+    return isinstance(value, str) and bool(value) and "\x00" not in value
 
 
 def readings_ingest(
@@ -184,17 +206,23 @@ def readings_ingest(
     sensors: QuerySet[Sensor],
     now: datetime,
     max_future_skew: timedelta,
+    min_time: datetime | None = None,
     using: str = "default",
 ) -> IngestResult:
     """Validate each item, store the valid ones, report the others by index and reason.
 
     ``sensors`` are the sensors the caller may write to (an API key's limit);
     a sensor outside it is refused with the same words as an unknown one, so a
-    limited key cannot learn which IDs exist elsewhere. A retried batch stores
-    nothing new and counts its readings as duplicates. This runs for every
-    reading a gateway sends, so the checks are plain Python, not serializers.
+    limited key cannot learn which IDs exist elsewhere. Times before
+    ``min_time`` (default: settings.READINGS_MIN_TIME) are refused: they are
+    clock faults. A retried batch stores nothing new and counts its readings as
+    duplicates. This runs for every reading a gateway sends, so the checks are
+    plain Python, not serializers.
     """
-    wanted = {item["sensor_id"] for item in items if isinstance(item, dict) and isinstance(item.get("sensor_id"), str)}
+    min_time = min_time or settings.READINGS_MIN_TIME
+    wanted = {
+        item["sensor_id"] for item in items if isinstance(item, dict) and _plausible_sensor_id(item.get("sensor_id"))
+    }
     allowed = dict(sensors.using(using).filter(sensor_id__in=wanted).values_list("sensor_id", "pk"))
     latest_allowed = now + max_future_skew
 
@@ -230,6 +258,9 @@ def readings_ingest(
         if moment > latest_allowed:
             reject(index, "time", f"The time is more than {int(max_future_skew.total_seconds())} s in the future.")
             continue
+        if moment < min_time:
+            reject(index, "time", f"The time is before {min_time.isoformat()} (READINGS_MIN_TIME): check the clock.")
+            continue
         value = _number(item.get("value"))
         if value is None or not math.isfinite(value):
             reject(index, "value", "Required: a finite number.")
@@ -250,6 +281,46 @@ def readings_ingest(
         touched = [latest_cache_key(pk) for pk in set(pks)]
         transaction.on_commit(lambda: cache.delete_many(touched), using=using)
     return IngestResult(accepted=accepted, duplicates=len(batch) - accepted, errors=errors)
+
+
+# --- clean-up -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StrayReadings:
+    """Readings stored before a time: how many, and on which sensors (external IDs)."""
+
+    count: int
+    sensor_ids: list[str]
+
+
+def readings_before(*, before: datetime, sensor_ids: list[str] | None = None, using: str = "default") -> StrayReadings:
+    """Readings older than ``before`` (by default the clock faults older than READINGS_MIN_TIME).
+
+    Found sensor by sensor (an index probe each): a filter on time alone would read the whole table on plain
+    PostgreSQL, whose only index on readings leads with the sensor. Only counts are read: rows from year 1 BC
+    cannot be loaded into Python.
+    """
+    sensors = Sensor.objects.using(using).order_by("sensor_id")
+    if sensor_ids is not None:
+        sensors = sensors.filter(sensor_id__in=sensor_ids)
+    stray = Reading.objects.using(using).filter(sensor=OuterRef("pk"), time__lt=before)
+    found = dict(sensors.filter(Exists(stray)).values_list("pk", "sensor_id"))
+    count = Reading.objects.using(using).filter(sensor_id__in=list(found), time__lt=before).count() if found else 0
+    return StrayReadings(count=count, sensor_ids=list(found.values()))
+
+
+def readings_delete_before(*, before: datetime, sensor_ids: list[str] | None = None, using: str = "default") -> int:
+    """Delete the readings older than ``before`` (of ``sensor_ids`` only, if given); return how many went."""
+    sensors = Sensor.objects.using(using)
+    if sensor_ids is not None:
+        sensors = sensors.filter(sensor_id__in=sensor_ids)
+    pks = list(sensors.values_list("pk", flat=True))
+    with transaction.atomic(using=using):
+        deleted, _ = Reading.objects.using(using).filter(sensor_id__in=pks, time__lt=before).delete()
+    if deleted:
+        cache.delete_many([latest_cache_key(pk) for pk in pks])
+    return deleted
 
 
 # --- seed_data ----------------------------------------------------------------

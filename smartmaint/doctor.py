@@ -368,6 +368,27 @@ def check_timescale_objects(connection: BaseDatabaseWrapper, timeout: float) -> 
 # --- Migrations ----------------------------------------------------------------------------------
 
 
+def check_reading_times(connection: BaseDatabaseWrapper, timeout: float) -> Result:
+    """No stored reading older than READINGS_MIN_TIME (clock faults stored before ingest refused them)."""
+    from readings.models import Reading
+    from readings.services import readings_before
+
+    bound = settings.READINGS_MIN_TIME.isoformat()
+    with _bounded(connection, timeout):
+        if Reading._meta.db_table not in connection.introspection.table_names():
+            return Result("reading_times", SKIP, "no readings table yet (run manage.py migrate)")
+        stray = readings_before(before=settings.READINGS_MIN_TIME, using=connection.alias)
+    if not stray.count:
+        return Result("reading_times", OK, f"no reading older than READINGS_MIN_TIME ({bound})")
+    return Result(
+        "reading_times",
+        FAIL,
+        f"{stray.count} reading(s) older than READINGS_MIN_TIME ({bound}) on {_listed(stray.sensor_ids)}: "
+        "clock faults, hidden from the API, charts and training",
+        "See them with manage.py delete_readings; delete them with manage.py delete_readings --yes.",
+    )
+
+
 def _project_apps() -> set[str]:
     """Labels of this project's own apps (top-level packages of the project, not Django's or third parties')."""
     base = Path(settings.BASE_DIR).resolve()
@@ -733,6 +754,7 @@ def run_checks(*, timeout: float = DEFAULT_TIMEOUT, using: str = "default") -> l
         elif extension.status != FAIL:
             results.append(Result("hypertable", SKIP, "TimescaleDB not in use: plain tables, no policies"))
         results += _guarded("migrations", check_migrations, connection, timeout)
+        results += _guarded("reading_times", check_reading_times, connection, timeout)
     else:
         results += [
             Result(name, SKIP, skipped)
@@ -742,6 +764,7 @@ def run_checks(*, timeout: float = DEFAULT_TIMEOUT, using: str = "default") -> l
                 "unapplied_migrations",
                 "ghost_migrations",
                 "legacy_migrations_table",
+                "reading_times",
             )
         ]
 

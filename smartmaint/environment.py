@@ -5,6 +5,7 @@ Kept apart from ``settings.py`` so the parsing rules can be tested on their own.
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
@@ -18,14 +19,15 @@ class MissingSettingError(ImproperlyConfigured):
     """Raised at startup when production mode lacks a required variable."""
 
 
-def database_config(url: str, *, conn_max_age: int = 0) -> dict:
+def database_config(url: str, *, conn_max_age: int = 0, connect_timeout: int = 10, statement_timeout: int = 0) -> dict:
     """Return a ``DATABASES`` entry for ``url``.
 
     SQLAlchemy-style driver suffixes (``postgresql+asyncpg://``) are dropped, so
     a URL copied from an async service just works, and asyncpg's ``ssl=``
     parameter becomes psycopg's ``sslmode=``. Other query parameters
     (``sslmode=require``, ``connect_timeout=5``, ...) are kept as connection
-    options.
+    options and win over ``connect_timeout``. ``statement_timeout`` (seconds, 0: none) makes the server cancel a
+    statement that runs longer, so a frozen or overloaded database cannot hold a web worker indefinitely.
     """
     parts = urlsplit(url)
     scheme, _, _driver = parts.scheme.partition("+")
@@ -34,7 +36,10 @@ def database_config(url: str, *, conn_max_age: int = 0) -> dict:
         query = [("sslmode" if key == "ssl" else key, value) for key, value in parse_qsl(parts.query)]
         normalized = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), parts.fragment))
         config = environ.Env.db_url_config(normalized, engine=DATABASE_ENGINE)
-        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", connect_timeout)
+        if statement_timeout > 0 and "options" not in options:
+            options["options"] = f"-c statement_timeout={statement_timeout * 1000}"
     elif scheme == "sqlite":
         config = environ.Env.db_url_config(url)
     else:
@@ -76,3 +81,17 @@ def require(env: environ.Env, names: list[str], *, reason: str) -> None:
     missing = [name for name in names if not env.str(name, default="").strip()]
     if missing:
         raise MissingSettingError(f"{', '.join(missing)} must be set {reason}.")
+
+
+def parse_min_time(value: str) -> datetime:
+    """``READINGS_MIN_TIME``: an ISO 8601 date-time with a UTC offset (``Z`` or ``+01:00``)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ImproperlyConfigured(
+            f"READINGS_MIN_TIME must be an ISO 8601 date-time with a UTC offset, e.g. 1990-01-01T00:00:00Z; "
+            f"got {value!r}."
+        )
+    return moment

@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from smartmaint.environment import cache_config, database_config, require
+from smartmaint.environment import cache_config, database_config, parse_min_time, require
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,18 @@ TEMPLATES = [
 # --- Database ----------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
-    DATABASES = {"default": database_config(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=60))}
+    DATABASES = {
+        "default": database_config(
+            DATABASE_URL,
+            conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=60),
+            # Seconds to wait for a connection: a database that does not answer fails the request
+            # (503, see smartmaint.api.exceptions) instead of holding a worker.
+            connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=5),
+            # Seconds any one statement may run (0: no limit). manage.py sets 0 unless the variable is
+            # given: migrations, seeding and training legitimately run longer than a web request.
+            statement_timeout=env.int("DATABASE_STATEMENT_TIMEOUT", default=30),
+        )
+    }
 else:
     Path(VAR_DIR).mkdir(parents=True, exist_ok=True)
     DATABASES = {"default": database_config(f"sqlite:///{Path(VAR_DIR) / 'smartmaint.sqlite3'}")}
@@ -196,6 +207,9 @@ INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=10_000)
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 INGEST_MAX_FUTURE_SKEW = timedelta(seconds=env.int("INGEST_MAX_FUTURE_SKEW", default=300))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
+# The oldest reading time accepted, and shown: older times are clock faults (a gateway whose clock reset to
+# the Unix or GPS epoch, or year 1), not history. 1990 still admits backfills from plant historians.
+READINGS_MIN_TIME = parse_min_time(env.str("READINGS_MIN_TIME", default="1990-01-01T00:00:00Z"))
 
 # --- MLflow and anomaly detection ------------------------------------------------
 # Unset: a local MLflow store under var/ (SQLite tracking and registry, local artifacts).
@@ -209,8 +223,20 @@ MLFLOW_EXPERIMENT = env.str("MLFLOW_EXPERIMENT", default="smartmaint-anomaly")
 MLFLOW_UI_URL = env.str("MLFLOW_UI_URL", default="")
 # Registered model name per sensor type: "<prefix>-<sensor type>".
 MLFLOW_MODEL_PREFIX = env.str("MLFLOW_MODEL_PREFIX", default="smartmaint-anomaly")
-# Seconds a resolved "champion" alias is trusted before asking the registry again.
+# Seconds a resolved "champion" alias is trusted before asking the registry again (a type without a
+# champion is remembered as long, so its 409 costs no registry call either).
 MLFLOW_ALIAS_TTL = env.int("MLFLOW_ALIAS_TTL", default=30)
+# Seconds one HTTP call to the MLflow server may wait (to connect, and for each read of the answer), and
+# its retries, in web requests (scoring API, admin registry pages): a frozen MLflow holds a worker at most
+# (retries + 1) x timeout. Management commands (train_models, score_readings) are batch jobs that would
+# rather wait than fail: they use the COMMAND values. These replace MLflow's MLFLOW_HTTP_REQUEST_*.
+MLFLOW_REQUEST_TIMEOUT = env.int("MLFLOW_REQUEST_TIMEOUT", default=3)
+MLFLOW_REQUEST_MAX_RETRIES = env.int("MLFLOW_REQUEST_MAX_RETRIES", default=0)
+MLFLOW_COMMAND_REQUEST_TIMEOUT = env.int("MLFLOW_COMMAND_REQUEST_TIMEOUT", default=30)
+MLFLOW_COMMAND_REQUEST_MAX_RETRIES = env.int("MLFLOW_COMMAND_REQUEST_MAX_RETRIES", default=2)
+# Seconds after MLflow failed to answer before a model's alias is asked again. Meanwhile the champion in
+# memory keeps scoring, and a type with none answers 503 at once with this Retry-After.
+MLFLOW_RETRY_AFTER = env.int("MLFLOW_RETRY_AFTER", default=10)
 # Anomaly probability from which a scored window becomes an Anomaly, and an Alert.
 ANOMALY_THRESHOLD = env.float("ANOMALY_THRESHOLD", default=0.5)
 ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)

@@ -169,3 +169,43 @@ def test_ingest_invalidates_the_cached_latest_reading(gateway, make_key, django_
         gateway.post(URL, {"readings": later})
     assert cache.get(latest_cache_key(sensor.pk)) is None
     assert reader.get(f"/api/v1/sensors/{sensor.sensor_id}/latest").json()["value"] == 9.0
+
+
+def test_poisoned_items_are_rejected_one_by_one_and_the_rest_of_the_batch_is_stored(gateway):
+    """Year 1, a NUL in the ID, integers beyond a float: each a per-item rejection, never a failed batch."""
+    sensor = SensorFactory()
+    huge = int("1" + "0" * 400)
+    items = [
+        {"sensor_id": sensor.sensor_id, "time": "2026-03-01T00:00:00Z", "value": 1.0},  # good
+        {"sensor_id": sensor.sensor_id, "time": "0001-01-01T00:00:00+01:00", "value": 1.0},
+        {"sensor_id": sensor.sensor_id, "time": "1970-01-01T00:00:00Z", "value": 1.0},  # a reset clock
+        {"sensor_id": f"{sensor.sensor_id}\x00", "time": "2026-03-01T00:01:00Z", "value": 1.0},
+        {"sensor_id": sensor.sensor_id, "time": "2026-03-01T00:02:00Z", "value": huge},
+        {"sensor_id": sensor.sensor_id, "time": "2026-03-01T00:03:00Z", "value": 1.0, "quality": huge},
+        {"sensor_id": sensor.sensor_id, "time": "2026-03-01T00:04:00Z", "value": -huge},
+        {"sensor_id": sensor.sensor_id, "time": "2026-03-01T00:05:00Z", "value": 2.0},  # good
+    ]
+    # Built by hand: json.dumps writes the big integers out in digits, as a gateway would.
+    response = gateway.post(URL, json.dumps({"readings": items}), content_type="application/json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 6)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [
+        (1, "time"),
+        (2, "time"),
+        (3, "sensor_id"),
+        (4, "value"),
+        (5, "quality"),
+        (6, "value"),
+    ]
+    assert "before 1990-01-01T00:00:00+00:00 (READINGS_MIN_TIME)" in body["errors"][0]["reason"]
+    assert sorted(Reading.objects.values_list("value", flat=True)) == [1.0, 2.0]
+
+
+def test_the_oldest_time_accepted_is_a_setting(gateway, settings):
+    sensor = SensorFactory()
+    settings.READINGS_MIN_TIME = datetime(1960, 1, 1, tzinfo=UTC)
+    body = gateway.post(
+        URL, {"readings": [{"sensor_id": sensor.sensor_id, "time": "1970-01-01T00:00:00Z", "value": 1}]}
+    )
+    assert body.json()["accepted"] == 1

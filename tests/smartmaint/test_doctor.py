@@ -58,6 +58,7 @@ def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_se
         "unapplied_migrations": "OK",
         "ghost_migrations": "OK",
         "legacy_migrations_table": "OK",
+        "reading_times": "OK",
         "redis": "OK",
         "s3": "OK",
         "mlflow": "OK",
