@@ -7,8 +7,10 @@ from rest_framework_api_key.models import AbstractAPIKey
 
 from sensors.choices import APIKeyScope, AssetCriticality, AssetStatus, SensorStatus, SensorType
 
+# Asset codes and sensor IDs: also the URL pattern of sensor IDs (sensors.api.converters).
+EXTERNAL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]*"
 external_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+    rf"^{EXTERNAL_ID_PATTERN}$",
     "Use letters, digits and . _ : - only, starting with a letter or digit.",
 )
 

@@ -7,6 +7,7 @@ from collections import Counter
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
@@ -102,6 +103,22 @@ class ReadingCursorPagination(pagination.CursorPagination):
     page_size = 500
     page_size_query_param = "limit"
     max_page_size = 10_000
+
+    def decode_cursor(self, request):
+        """The cursor, checked: a tampered one is the client's error (400), never a query on garbage (500)."""
+        invalid = serializers.ValidationError({"cursor": ["Invalid cursor: use the next or previous link as given."]})
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise invalid from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                position = parse_datetime(cursor.position)
+            except ValueError:  # well formed, but no such date (month 13)
+                position = None
+            if position is None:
+                raise invalid
+        return cursor
 
 
 @extend_validation_errors(["invalid"], field_name="from")

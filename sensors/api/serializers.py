@@ -1,9 +1,45 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sensors.models import Asset, Sensor
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True, "description": "Free-form JSON object."})
+class MetadataField(serializers.JSONField):
+    """A JSON object (never null, a list or a scalar), free of NUL characters, which PostgreSQL's jsonb refuses."""
+
+    default_error_messages = {
+        # Doubled braces: DRF formats these messages with str.format.
+        "not_an_object": 'Must be a JSON object, e.g. {{"maker": "ACME"}}; send {{}} for none.',
+        "nul": "Must not contain NUL characters (\\u0000).",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_an_object")
+        if _has_nul(value):
+            self.fail("nul")
+        return value
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class AssetSerializer(serializers.ModelSerializer):
+    metadata = MetadataField(help_text="Free-form details: maker, model, serial, ...")
+
     class Meta:
         model = Asset
         fields = [
@@ -24,6 +60,7 @@ class AssetSerializer(serializers.ModelSerializer):
 
 class SensorSerializer(serializers.ModelSerializer):
     asset_code = serializers.CharField(source="asset.code", read_only=True)
+    metadata = MetadataField()
 
     class Meta:
         model = Sensor
