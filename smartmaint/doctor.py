@@ -484,6 +484,8 @@ def check_migrations(connection: BaseDatabaseWrapper, timeout: float) -> list[Re
 
 def _redis_client(cache):
     """The redis-py client behind a django-redis or Django's own Redis cache, or None."""
+    if hasattr(cache, "client") and hasattr(cache.client, "raw_client"):  # ours, past its circuit breaker
+        return cache.client.raw_client()
     if hasattr(cache, "client") and hasattr(cache.client, "get_client"):  # django-redis
         return cache.client.get_client(write=True)
     if hasattr(cache, "_cache") and hasattr(cache._cache, "get_client"):  # django.core.cache.backends.redis

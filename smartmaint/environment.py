@@ -52,8 +52,9 @@ def database_config(url: str, *, conn_max_age: int = 0, connect_timeout: int = 1
     return config
 
 
-def cache_config(url: str | None, *, key_prefix: str) -> dict:
-    """Return a ``CACHES["default"]`` entry: django-redis for ``redis://``/``rediss://``, else local memory."""
+def cache_config(url: str | None, *, key_prefix: str, socket_timeout: float = 2, retry_seconds: float = 5) -> dict:
+    """Return a ``CACHES["default"]`` entry: Redis (django-redis, failing open: ``smartmaint.cache``) for
+    ``redis://``/``rediss://``, else local memory."""
     if not url:
         return {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
@@ -64,14 +65,16 @@ def cache_config(url: str | None, *, key_prefix: str) -> dict:
     if scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(f"REDIS_URL scheme {scheme!r} is not supported; use redis:// or rediss://.")
     return {
-        "BACKEND": "django_redis.cache.RedisCache",
+        "BACKEND": "smartmaint.cache.FailOpenRedisCache",
         "LOCATION": url,
         "KEY_PREFIX": key_prefix,
         "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "CLIENT_CLASS": "smartmaint.cache.FailOpenClient",
             # Fail fast: a readiness probe or a page must not hang on a dead cache.
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
+            "SOCKET_CONNECT_TIMEOUT": socket_timeout,
+            "SOCKET_TIMEOUT": socket_timeout,
+            # After a failure, requests skip Redis this long before trying it again.
+            "RETRY_SECONDS": retry_seconds,
         },
     }
 

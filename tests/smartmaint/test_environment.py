@@ -58,7 +58,7 @@ def test_unknown_scheme_is_refused_with_the_accepted_ones():
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/1", "rediss://cache.example.com:6380/0"])
 def test_redis_urls_select_django_redis(url):
     config = cache_config(url, key_prefix="sm")
-    assert config["BACKEND"] == "django_redis.cache.RedisCache"
+    assert config["BACKEND"] == "smartmaint.cache.FailOpenRedisCache"
     assert config["LOCATION"] == url
 
 
