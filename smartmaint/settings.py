@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Counts failed sign-ins and locks out an account or address (admin and the JWT token endpoint).
+    "axes",
     "rest_framework",
     "rest_framework_api_key",
     "django_filters",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "smartmaint.urls"
@@ -244,6 +248,22 @@ ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)
 ALERT_OUT_OF_RANGE_READINGS = env.int("ALERT_OUT_OF_RANGE_READINGS", default=5)
 
 # --- Auth --------------------------------------------------------------------
+# django-axes first: it refuses a locked-out account or address before any password is hashed
+# (so a password-guessing loop costs no CPU once locked out), then Django checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Brute-force protection (django-axes), for the admin login and POST /api/v1/auth/token alike: after
+# LOGIN_FAILURE_LIMIT failed sign-ins for one username, or from one client address, further attempts
+# are refused until LOGIN_COOLOFF_MINUTES have passed without a failure (each failure while locked out
+# restarts the wait). Either alone locks: by account against guessing one user's password from many
+# addresses, by address against trying many users from one. Failures are counted in the database (not
+# the cache, so a cache outage does not lift the protection). A success does not reset the counts: it
+# would let an attacker with one valid account clear the counter of the address it guesses from.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "username"  # the login form's and the token endpoint's field
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "smartmaint.lockout.lockout_response"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -5,8 +5,10 @@ from django.views.defaults import page_not_found as html_page_not_found
 from drf_spectacular.utils import extend_schema
 from drf_standardized_errors.handler import exception_handler
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework_simplejwt import views as jwt_views
+
+from smartmaint.lockout import LoginLockedOut
 
 
 def page_not_found(request, exception=None):
@@ -28,12 +30,47 @@ class JWTErrorResponse401Serializer(serializers.Serializer):
     errors = JWTError401Serializer(many=True)
 
 
+class JWTError429Serializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["throttled", "locked_out"])
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
 def _with_401(view):
     # Wrong credentials or tokens are a 401 with simplejwt's own codes;
     # drf-spectacular cannot infer that for these AllowAny views.
     return extend_schema(responses={200: view.serializer_class, 401: JWTErrorResponse401Serializer})(view)
 
 
-TokenObtainPairView = _with_401(jwt_views.TokenObtainPairView)
+class LockedOut429Serializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["client_error"])
+    errors = JWTError429Serializer(many=True)
+
+
+class LockoutAwareTokenObtainPairView(jwt_views.TokenObtainPairView):
+    """Token obtain that answers a locked-out client with 429 (django-axes counted the failures).
+
+    simplejwt passes the request to authenticate(), so axes's backend refuses a locked-out account or
+    address before any password is hashed, and its signal handler counts each failure; it flags the
+    request it was given (this DRF request), which is why the answer is made here rather than by axes's
+    middleware.
+    """
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise LoginLockedOut() from None
+            raise
+
+
+TokenObtainPairView = extend_schema(
+    responses={
+        200: jwt_views.TokenObtainPairView.serializer_class,
+        401: JWTErrorResponse401Serializer,
+        429: LockedOut429Serializer,
+    }
+)(LockoutAwareTokenObtainPairView)
 TokenRefreshView = _with_401(jwt_views.TokenRefreshView)
 TokenVerifyView = _with_401(jwt_views.TokenVerifyView)
