@@ -143,6 +143,11 @@ AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="")
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="")
 
 # --- REST API ------------------------------------------------------------------
+# Proxies (load balancers) in front of the app that append the address they received a request from to
+# X-Forwarded-For. 0: clients connect directly, the TCP peer is the client and the header is ignored (a
+# client can write anything into it). N: the N-th address from the right is the client. Throttles and
+# sign-in lockouts count per client address (smartmaint.client_address).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
@@ -160,6 +165,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["smartmaint.api.throttling.ClientRateThrottle"],
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_USER_RATE", default="1200/min"),
         "key": env.str("API_THROTTLE_KEY_RATE", default="6000/min"),
@@ -264,6 +270,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_USERNAME_FORM_FIELD = "username"  # the login form's and the token endpoint's field
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "smartmaint.lockout.lockout_response"
+# The same client address as the API's throttles (TRUSTED_PROXY_COUNT), not django-ipware's guess.
+AXES_CLIENT_IP_CALLABLE = "smartmaint.client_address.client_address"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -3,6 +3,8 @@
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from smartmaint.client_address import client_address
+
 
 class ClientRateThrottle(SimpleRateThrottle):
     """One budget per API key (rate "key") or per user (rate "user"); anonymous requests by address."""
@@ -19,6 +21,11 @@ class ClientRateThrottle(SimpleRateThrottle):
     def get_rate(self):
         # Read at request time, not import time, so settings changes apply.
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+    def get_ident(self, request) -> str:
+        # X-Forwarded-For counts only as far as TRUSTED_PROXY_COUNT proxies wrote it: a spoofed header from a
+        # direct client must not buy it a fresh budget (the JWT endpoint's per-address limit).
+        return client_address(request)
 
     @staticmethod
     def _key_prefix(request) -> str | None:
