@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "axes",
     "rest_framework",
     "rest_framework_api_key",
+    # Refresh tokens on record, so that used, logged-out and revoked ones are refused.
+    "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -209,6 +211,15 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=1)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Each refresh hands out a new refresh token and blacklists the one used: a stolen refresh token
+    # works once at most, and its reuse is refused. POST /auth/token/blacklist logs out.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a digest of the password hash: once the password changes (by any path), access
+    # tokens are refused by simplejwt, refresh tokens by smartmaint.api.jwt (simplejwt checks access
+    # tokens only). Outstanding refresh tokens are also blacklisted then (password_validation below).
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_REFRESH_SERIALIZER": "smartmaint.api.jwt.TokenRefreshSerializer",
 }
 
 # Ingest: readings per request, request body size (refused with 413 before
@@ -277,6 +288,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: its password_changed() hook blacklists the user's refresh tokens after any password change.
+    {"NAME": "smartmaint.password_validation.RevokeTokensOnPasswordChange"},
 ]
 
 # First admin login, created by `manage.py ensure_admin` (run by `make run`)

@@ -3,12 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from smartmaint import health
-from smartmaint.api.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
+from smartmaint.api.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
 api_v1 = [
     path("auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
     path("auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("auth/token/verify", TokenVerifyView.as_view(), name="token-verify"),
+    path("auth/token/blacklist", TokenBlacklistView.as_view(), name="token-blacklist"),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     path("", include("sensors.api.urls")),
     path("", include("readings.api.urls")),

@@ -39,7 +39,8 @@ class JWTError429Serializer(serializers.Serializer):
 def _with_401(view):
     # Wrong credentials or tokens are a 401 with simplejwt's own codes;
     # drf-spectacular cannot infer that for these AllowAny views.
-    return extend_schema(responses={200: view.serializer_class, 401: JWTErrorResponse401Serializer})(view)
+    # simplejwt names its serializers in settings (serializer_class is None): ask the view for the class.
+    return extend_schema(responses={200: view().get_serializer_class(), 401: JWTErrorResponse401Serializer})(view)
 
 
 class LockedOut429Serializer(serializers.Serializer):
@@ -67,10 +68,12 @@ class LockoutAwareTokenObtainPairView(jwt_views.TokenObtainPairView):
 
 TokenObtainPairView = extend_schema(
     responses={
-        200: jwt_views.TokenObtainPairView.serializer_class,
+        200: LockoutAwareTokenObtainPairView().get_serializer_class(),
         401: JWTErrorResponse401Serializer,
         429: LockedOut429Serializer,
     }
 )(LockoutAwareTokenObtainPairView)
 TokenRefreshView = _with_401(jwt_views.TokenRefreshView)
+# Logout: the refresh token given is blacklisted (access tokens expire by themselves, JWT_ACCESS_MINUTES).
+TokenBlacklistView = _with_401(jwt_views.TokenBlacklistView)
 TokenVerifyView = _with_401(jwt_views.TokenVerifyView)

@@ -1,0 +1,24 @@
+"""Writes that belong to the project as a whole rather than to one app: sign-in sessions."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+
+@transaction.atomic
+def user_tokens_revoke(*, user: AbstractBaseUser) -> int:
+    """Blacklist every unexpired refresh token of ``user`` (sign them out of the API everywhere); returns how many.
+
+    Access tokens cannot be blacklisted; they are tied to the password hash instead (CHECK_REVOKE_TOKEN), and
+    live JWT_ACCESS_MINUTES at most.
+    """
+    outstanding = OutstandingToken.objects.filter(
+        user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+    )
+    revoked = BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
+    return len(revoked)
