@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from smartmaint.environment import cache_config, database_config, parse_min_time, require
@@ -64,7 +65,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: health probes by IP address must not meet the ALLOWED_HOSTS check.
     "smartmaint.health.HealthCheckMiddleware",
+    # Outermost of the rest: a streamed body that fails halfway resets the connection (smartmaint/streaming.py).
+    "smartmaint.streaming.AbortBrokenStreamsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
+    # A database outage: a plain 503 page for the console (the API answers in its own error shape).
+    "smartmaint.middleware.DatabaseUnavailableMiddleware",
     # Static files straight from gunicorn (production has no separate static server).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,7 +141,16 @@ READINGS_RETENTION_DAYS = env.int("READINGS_RETENTION_DAYS", default=None)
 
 # --- Cache -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CACHES = {"default": cache_config(REDIS_URL, key_prefix=env.str("CACHE_KEY_PREFIX", default="smartmaint"))}
+CACHES = {
+    "default": cache_config(
+        REDIS_URL,
+        key_prefix=env.str("CACHE_KEY_PREFIX", default="smartmaint"),
+        # Seconds a Redis command may take; past it the request goes on without the cache.
+        socket_timeout=env.float("CACHE_SOCKET_TIMEOUT", default=1.0),
+        # Seconds requests skip Redis after it failed, before trying it again (it is logged once, not per request).
+        retry_seconds=env.float("CACHE_RETRY_SECONDS", default=5.0),
+    )
+}
 
 # --- Object storage (S3) -------------------------------------------------------
 # Unset bucket: no object storage in use (`manage.py doctor` skips it). Credentials
@@ -176,7 +192,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
-DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
+DRF_STANDARDIZED_ERRORS = {
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+    # Database outages, timeouts and deadlocks: 503 with Retry-After instead of 500.
+    "EXCEPTION_HANDLER_CLASS": "smartmaint.api.exceptions.ExceptionHandler",
+}
+# Seconds a client is told to wait (Retry-After) when the database or another dependency is unavailable.
+RETRY_AFTER_SECONDS = env.int("RETRY_AFTER_SECONDS", default=5)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Smart Maintenance API",
     "DESCRIPTION": "Fleet, readings and health of plant equipment. Authenticate with a JWT (people) or an API key "
@@ -231,6 +253,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
 # The oldest reading time accepted, and shown: older times are clock faults (a gateway whose clock reset to
 # the Unix or GPS epoch, or year 1), not history. 1990 still admits backfills from plant historians.
 READINGS_MIN_TIME = parse_min_time(env.str("READINGS_MIN_TIME", default="1990-01-01T00:00:00Z"))
+# Streamed CSV exports one server process serves at once (0: no limit); more are answered 503 with
+# Retry-After. Keep it below GUNICORN_THREADS so slow downloads always leave threads for everything else.
+EXPORT_MAX_STREAMS = env.int("EXPORT_MAX_STREAMS", default=4)
 
 # --- MLflow and anomaly detection ------------------------------------------------
 # Unset: a local MLflow store under var/ (SQLite tracking and registry, local artifacts).
@@ -353,11 +378,31 @@ SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
-# Start low and raise once HTTPS is known to work for every client of the site.
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+# One year in production: browsers then never try plain HTTP for this host (the policy is remembered
+# that long, so set it lower, e.g. 3600, only while first trying HTTPS on a new host).
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): everything from this origin only, no inline script or style, no
+# eval, no plugins, no framing. The admin console (Django's templates and ours) has no inline code, and
+# Swagger UI gets its start-up script as a file (smartmaint.api.views.SwaggerUIView), so no nonce or
+# 'unsafe-inline' is needed; data: images are Swagger UI's icons. A new page with inline code breaks
+# visibly (tests/admin/test_browser.py watches for violations). Django's debug error page is unstyled.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Logging -------------------------------------------------------------------
 LOGGING = {

@@ -17,6 +17,7 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDataba
 from timescale.db.backends.postgresql.base import DatabaseWrapper as TimescaleDatabaseWrapper
 
 from smartmaint.db_backend.schema import DatabaseSchemaEditor
+from smartmaint.db_backend.watchdog import WATCHDOG
 
 
 class TimescaleDBUnavailable(ImproperlyConfigured):
@@ -34,6 +35,34 @@ class DatabaseWrapper(TimescaleDatabaseWrapper):
         # Cleared when the server refuses COPY FROM STDIN (some proxies do);
         # bulk writes then fall back to batched INSERTs.
         self.copy_from_stdin = True
+        # First and for good: every statement runs under the client-side deadline (see watchdog).
+        self.execute_wrappers.append(self._deadline_wrapper)
+
+    @property
+    def client_deadline(self) -> float:
+        """Seconds after which a statement is given up on this side: the server's statement_timeout plus
+        DATABASE_CLIENT_GRACE; 0 (none) when there is no statement timeout (manage.py commands)."""
+        seconds = getattr(settings, "DATABASE_STATEMENT_TIMEOUT", 0)
+        return seconds + getattr(settings, "DATABASE_CLIENT_GRACE", 5) if seconds else 0
+
+    def _deadline_wrapper(self, execute, sql, params, many, context):
+        deadline = self.client_deadline
+        if not deadline or self.connection is None:
+            return execute(sql, params, many, context)
+        with WATCHDOG.guard(self.connection.pgconn.socket, deadline):
+            return execute(sql, params, many, context)
+
+    def is_usable(self):
+        # Django's check sends SELECT 1 outside the execute wrappers: a frozen server would hold it for ever.
+        deadline = self.client_deadline
+        if not deadline or self.connection is None:
+            return super().is_usable()
+        try:
+            fd = self.connection.pgconn.socket
+        except Exception:  # closed: not usable
+            return False
+        with WATCHDOG.guard(fd, deadline):
+            return super().is_usable()
 
     @property
     def timescaledb_mode(self) -> str:
