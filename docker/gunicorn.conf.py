@@ -19,8 +19,14 @@ def _int(name: str, default: int) -> int:
 bind = f"0.0.0.0:{_int('PORT', 8000)}"
 # Processes, and threads in each: a worker per core is a good start for this I/O-bound app.
 workers = _int("GUNICORN_WORKERS", 3)
-threads = _int("GUNICORN_THREADS", 1)
-# Seconds a request may take before its worker is killed and replaced (CSV exports of long ranges take a while).
+# Threaded workers (gthread), always: a CSV export streamed to a slow client holds one thread, not a whole
+# process, so health probes and API calls keep being answered by the other threads. With sync workers three
+# slow downloads blocked every worker and /healthz stopped answering (docs/deploy.md, "Web server").
+worker_class = "gthread"
+threads = _int("GUNICORN_THREADS", 8)
+# Seconds a worker's main loop may stay silent before the arbiter kills it. gthread's main loop reports
+# every second whatever its threads do, so this catches a stuck process, not a long request: a long CSV
+# export runs to its end instead of being cut off (with a 200 status) when the timeout expires.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 # Seconds workers get to finish their requests after SIGTERM (docker stop waits 10 s by default).
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 20)

@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from readings.admin_views import CONNECTIVITY, CUSTOM_RANGE, RANGES, chart_range, parse_moment, sensor_page_context
-from readings.exports import readings_csv_response
+from readings.exports import ExportsBusy, readings_csv_response
 from readings.models import FaultLabel, Reading
 from readings.selectors import (
     attention_items,
@@ -263,7 +263,7 @@ class SensorAdmin(FleetSensorAdmin):
                 return HttpResponseBadRequest("from and to must be ISO 8601 date-times.")
         readings = readings_in_range(sensor=sensor, start=start, end=end).order_by("time")
         filename = _csv_name(sensor.sensor_id, start, end)
-        return readings_csv_response(parts=[(sensor.sensor_id, readings)], filename=filename)
+        return _csv_download(parts=[(sensor.sensor_id, readings)], filename=filename)
 
     @admin.action(description="Export readings of selected sensors as CSV", permissions=["export"])
     def export_readings_csv(self, request, queryset):
@@ -288,7 +288,7 @@ class SensorAdmin(FleetSensorAdmin):
                     )
                     for sensor in sensors
                 )
-                return readings_csv_response(parts=parts, filename=f"readings-{len(sensors)}-sensors.csv")
+                return _csv_download(parts=parts, filename=f"readings-{len(sensors)}-sensors.csv")
         return TemplateResponse(
             request,
             "admin/sensors/sensor/export_readings.html",
@@ -305,6 +305,19 @@ class SensorAdmin(FleetSensorAdmin):
                 "media": self.media,
             },
         )
+
+
+def _csv_download(*, parts, filename: str) -> HttpResponse:
+    try:
+        return readings_csv_response(parts=parts, filename=filename)
+    except ExportsBusy as exc:
+        response = HttpResponse(
+            "Too many CSV exports are running right now; try again in a minute.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
 
 
 def _csv_name(sensor_id: str, start, end) -> str:

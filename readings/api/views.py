@@ -28,7 +28,7 @@ from readings.api.serializers import (
     RangeQuerySerializer,
     ReadingSerializer,
 )
-from readings.exports import readings_csv_response
+from readings.exports import ExportsBusy, readings_csv_response
 from readings.selectors import fleet_status, readings_in_range
 from readings.services import readings_ingest
 from sensors.api.permissions import CanIngest, CanReadReadings, request_key
@@ -80,6 +80,12 @@ class IngestView(APIView):
                 "errors": result.errors,
             }
         )
+
+
+class ExportsBusyError(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Too many CSV exports are being streamed; retry after the time in Retry-After."
+    default_code = "exports_busy"
 
 
 class SensorMixin:
@@ -159,7 +165,14 @@ class SensorReadingsView(SensorMixin, generics.ListAPIView):
     def stream_csv(self):
         sensor = self.get_sensor()
         readings = self.get_queryset().order_by(self.get_ordering())
-        return readings_csv_response(parts=[(sensor.sensor_id, readings)], filename=f"{sensor.sensor_id}-readings.csv")
+        try:
+            return readings_csv_response(
+                parts=[(sensor.sensor_id, readings)], filename=f"{sensor.sensor_id}-readings.csv"
+            )
+        except ExportsBusy as exc:
+            error = ExportsBusyError()
+            error.wait = exc.retry_after
+            raise error from exc
 
 
 @extend_validation_errors(["invalid"], field_name="from")
