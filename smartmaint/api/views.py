@@ -4,6 +4,7 @@ from django.http import JsonResponse
 from django.views.defaults import page_not_found as html_page_not_found
 from drf_spectacular.utils import extend_schema
 from drf_standardized_errors.handler import exception_handler
+from drf_standardized_errors.openapi_serializers import ClientErrorEnum
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework_simplejwt import views as jwt_views
@@ -26,7 +27,7 @@ class JWTError401Serializer(serializers.Serializer):
 
 
 class JWTErrorResponse401Serializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["client_error"])
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     errors = JWTError401Serializer(many=True)
 
 
@@ -44,7 +45,7 @@ def _with_401(view):
 
 
 class LockedOut429Serializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["client_error"])
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     errors = JWTError429Serializer(many=True)
 
 
