@@ -1,9 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from smartmaint import health
-from smartmaint.api.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView, TokenVerifyView
+from smartmaint.api.views import (
+    SwaggerUIView,
+    TokenBlacklistView,
+    TokenObtainPairView,
+    TokenRefreshView,
+    TokenVerifyView,
+)
 
 api_v1 = [
     path("auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
@@ -21,7 +27,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="api-docs"),
+    path("api/docs/", SwaggerUIView.as_view(url_name="v1:schema"), name="api-docs"),
 ]
 
 handler404 = "smartmaint.api.views.page_not_found"
