@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -21,13 +22,47 @@ def model_name(sensor_type: str) -> str:
     return f"{settings.MLFLOW_MODEL_PREFIX}-{sensor_type}"
 
 
+# Which of the two timeout profiles the MLflow client uses in this process (see command_timeouts).
+_command_profile = False
+
+
+def _apply_http_limits() -> None:
+    """Give MLflow's HTTP client our timeout and retries.
+
+    MLflow reads these variables on every request (mlflow.utils.rest_utils), so setting them here, before each
+    client is made, applies at once. They are ours, not the operator's: a MLFLOW_HTTP_REQUEST_* value in the
+    environment is replaced by MLFLOW_REQUEST_* (web requests) or MLFLOW_COMMAND_REQUEST_* (management commands).
+    """
+    if _command_profile:
+        timeout, retries = settings.MLFLOW_COMMAND_REQUEST_TIMEOUT, settings.MLFLOW_COMMAND_REQUEST_MAX_RETRIES
+    else:
+        timeout, retries = settings.MLFLOW_REQUEST_TIMEOUT, settings.MLFLOW_REQUEST_MAX_RETRIES
+    # requests applies the timeout to the connect and to every read of the answer.
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, timeout))
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(max(0, retries))
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+
+
+@contextlib.contextmanager
+def command_timeouts():
+    """MLflow calls made inside use the management commands' longer timeout and retries.
+
+    A web request must give up within seconds (a worker held by a frozen MLflow is a worker lost to every other
+    client); a batch job such as train_models would rather wait and retry than fail an hour of work.
+    """
+    global _command_profile
+    previous, _command_profile = _command_profile, True
+    _apply_http_limits()
+    try:
+        yield
+    finally:
+        _command_profile = previous
+        _apply_http_limits()
+
+
 def configure() -> None:
     """Point the MLflow client library at our tracking and registry stores."""
-    # MLflow's client retries a dead server for minutes by default; a page or an
-    # API call must say "unreachable" within seconds. The environment still wins.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    _apply_http_limits()
     import mlflow  # imported on first use: it takes about a second
 
     mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)

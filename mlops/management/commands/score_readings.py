@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Max
 from django.utils import timezone
 
+from mlops import registry
 from mlops.management.commands.train_models import _moment
 from mlops.models import ScoringRun
 from mlops.registry import MLflowUnavailable
@@ -20,6 +21,11 @@ class Command(BaseCommand):
         "Score readings with the champion model of each sensor type and store anomalies (and alerts for the "
         "strongest). Default range: since the end of the last run of that type (or the last 24 hours) up to now."
     )
+
+    def execute(self, *args, **options):
+        # A batch job: MLflow calls may wait and retry longer than in a web request (see settings).
+        with registry.command_timeouts():
+            return super().execute(*args, **options)
 
     def add_arguments(self, parser):
         parser.add_argument("--types", default="", help="Comma-separated sensor types (default: all).")

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
+from mlops import registry
 from mlops.registry import MLflowUnavailable
 from mlops.services import WINDOW, models_train
 from sensors.choices import SensorType
@@ -24,6 +25,11 @@ class Command(BaseCommand):
         "<MLFLOW_MODEL_PREFIX>-<type> with the alias 'challenger', and make it 'champion' when it beats the "
         "current champion's F1 (or with --promote)."
     )
+
+    def execute(self, *args, **options):
+        # A batch job: MLflow calls may wait and retry longer than in a web request (see settings).
+        with registry.command_timeouts():
+            return super().execute(*args, **options)
 
     def add_arguments(self, parser):
         parser.add_argument(
