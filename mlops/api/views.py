@@ -1,7 +1,9 @@
 """Scoring a sensor's recent readings, and listing anomalies."""
 
+import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -18,10 +20,20 @@ from mlops.services import readings_score
 from sensors.api.permissions import CanReadReadings, CanScore, request_key
 from sensors.selectors import sensors_visible
 
+logger = logging.getLogger(__name__)
+
 
 class ServiceUnavailable(exceptions.APIException):
+    """The model registry cannot be asked. Says no more to API clients: its address and error are internal."""
+
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "mlflow_unavailable"
+    default_detail = "The model registry is unavailable; retry later."
+
+    def __init__(self):
+        super().__init__()
+        # Read by the exception handler, which sends it as Retry-After.
+        self.wait = max(1, settings.MLFLOW_RETRY_AFTER)
 
 
 class NoModel(exceptions.APIException):
@@ -39,7 +51,9 @@ class SensorScoreView(APIView):
         responses={
             200: ScoreResponseSerializer,
             409: OpenApiResponse(description="No champion model for this sensor type yet."),
-            503: OpenApiResponse(description="MLflow cannot be reached."),
+            503: OpenApiResponse(
+                description="The model registry (MLflow) cannot be reached; retry after Retry-After seconds."
+            ),
         },
         summary="Score a sensor's recent readings",
     )
@@ -54,7 +68,9 @@ class SensorScoreView(APIView):
         except NoChampion as exc:
             raise NoModel(str(exc)) from exc
         except MLflowUnavailable as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+            # The cause (MLflow's address, its error) goes to the server log only.
+            logger.warning("Scoring %s: %s", sensor.sensor_id, exc)
+            raise ServiceUnavailable() from exc
         return Response(
             {
                 "model_name": result.model_name,

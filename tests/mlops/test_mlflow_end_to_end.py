@@ -96,7 +96,9 @@ def test_model_is_loaded_once_per_version_not_per_request(mlflow_settings, fleet
     assert again is first and again.model is first.model
 
 
-def test_scoring_with_mlflow_down_is_a_clear_503(settings, fleet, staff_subscriber):
+def test_scoring_with_mlflow_down_is_a_503_that_keeps_mlflow_address_in_the_server_log(
+    settings, fleet, staff_subscriber, caplog
+):
     settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"
     scoring.clear_model_cache()
     api = APIClient()
@@ -106,8 +108,11 @@ def test_scoring_with_mlflow_down_is_a_clear_503(settings, fleet, staff_subscrib
     api.force_authenticate(staff_subscriber)
     response = api.post("/api/v1/sensors/sensor-002/score", {"minutes": 60}, format="json")
     assert response.status_code == 503
-    detail = response.json()["errors"][0]["detail"]
-    assert detail.startswith("MLflow at http://127.0.0.1:9") and "Connection refused" in detail
+    assert response["Retry-After"] == str(settings.MLFLOW_RETRY_AFTER)
+    assert response.json()["errors"][0]["detail"] == "The model registry is unavailable; retry later."
+    assert "127.0.0.1" not in response.content.decode()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "MLflow at http://127.0.0.1:9" in logged and "Connection refused" in logged
 
 
 def test_scoring_a_type_without_a_champion_is_a_409(mlflow_settings, fleet, staff_subscriber):
