@@ -24,6 +24,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 logger = logging.getLogger("smartmaint.cache")
 
 
+class CircuitOpen(RedisConnectionError):
+    """Redis is skipped for now after a failure (not a new failure)."""
+
+
 @dataclass
 class Breaker:
     """One per Redis server and process (Django's caches are per thread; an outage is not)."""
@@ -79,7 +83,10 @@ class _OutageLog:
         self.breaker = breaker
 
     def exception(self, msg, *args, **kwargs):
-        self.breaker.failed(sys.exc_info()[1])
+        error = sys.exc_info()[1]
+        if isinstance(getattr(error, "__cause__", None), CircuitOpen):
+            return  # the breaker's own refusal: Redis was not asked, so this is no new failure
+        self.breaker.failed(error)
 
 
 class FailOpenClient(DefaultClient):
@@ -87,12 +94,12 @@ class FailOpenClient(DefaultClient):
 
     def get_client(self, write: bool = True, tried=None):
         if not self._backend.breaker.allow():
-            raise ConnectionInterrupted(connection=None) from RedisConnectionError("circuit open")
+            raise ConnectionInterrupted(connection=None) from CircuitOpen("circuit open")
         return super().get_client(write=write, tried=tried)
 
     def get_client_with_index(self, write: bool = True, tried=None):
         if not self._backend.breaker.allow():
-            raise ConnectionInterrupted(connection=None) from RedisConnectionError("circuit open")
+            raise ConnectionInterrupted(connection=None) from CircuitOpen("circuit open")
         return super().get_client_with_index(write=write, tried=tried)
 
     def raw_client(self):

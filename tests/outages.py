@@ -90,8 +90,9 @@ def _wait(ready, what: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 @contextmanager
-def throwaway_redis() -> Iterator[Server]:
-    port = free_port()
+def throwaway_redis(port: int | None = None) -> Iterator[Server]:
+    """A redis-server of its own, on ``port`` (to restart one where the app expects it) or a free one."""
+    port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="outage-redis-"))
     log = workdir / "redis.log"
     proc = subprocess.Popen(
