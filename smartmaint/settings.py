@@ -306,6 +306,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_USERNAME_FORM_FIELD = "username"  # the login form's and the token endpoint's field
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "smartmaint.lockout.lockout_response"
+# No startup banner on every process (manage.py commands print one clear line on stderr when they fail).
+AXES_VERBOSE = False
 # The same client address as the API's throttles (TRUSTED_PROXY_COUNT), not django-ipware's guess.
 AXES_CLIENT_IP_CALLABLE = "smartmaint.client_address.client_address"
 AUTH_PASSWORD_VALIDATORS = [
