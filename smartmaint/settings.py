@@ -104,6 +104,10 @@ TEMPLATES = [
 ]
 
 # --- Database ----------------------------------------------------------------
+# Seconds one statement may run (0: no limit); the server enforces it, and this side gives up
+# DATABASE_CLIENT_GRACE seconds later if the server has stopped answering altogether (a frozen host).
+DATABASE_STATEMENT_TIMEOUT = env.int("DATABASE_STATEMENT_TIMEOUT", default=30)
+DATABASE_CLIENT_GRACE = env.int("DATABASE_CLIENT_GRACE", default=5)
 DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
     DATABASES = {
@@ -113,9 +117,9 @@ if DATABASE_URL:
             # Seconds to wait for a connection: a database that does not answer fails the request
             # (503, see smartmaint.api.exceptions) instead of holding a worker.
             connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=5),
-            # Seconds any one statement may run (0: no limit). manage.py sets 0 unless the variable is
-            # given: migrations, seeding and training legitimately run longer than a web request.
-            statement_timeout=env.int("DATABASE_STATEMENT_TIMEOUT", default=30),
+            # manage.py sets DATABASE_STATEMENT_TIMEOUT to 0 unless it is given: migrations, seeding and
+            # training legitimately run longer than a web request.
+            statement_timeout=DATABASE_STATEMENT_TIMEOUT,
         )
     }
 else:

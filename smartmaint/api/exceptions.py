@@ -30,6 +30,7 @@ class DatabaseUnavailable(exceptions.APIException):
 class ExceptionHandler(StandardizedExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, OperationalError | InterfaceError):
-            logger.warning("Database unavailable: %s: %s", type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            logger.warning("Database unavailable: %s: %s", type(exc).__name__, first_line)
             return DatabaseUnavailable()
         return super().convert_known_exceptions(exc)

@@ -184,3 +184,9 @@ def test_api_answers_503_and_console_a_plain_page_while_postgres_is_out(outage_d
 
             _eventually(answers, "the API answers again")
             assert console.get("/admin/").status_code == 200
+
+
+def test_web_requests_have_a_statement_timeout_and_a_client_deadline_by_default(settings):
+    assert settings.DATABASE_STATEMENT_TIMEOUT == 30 and settings.DATABASE_CLIENT_GRACE == 5
+    assert connection.settings_dict["OPTIONS"]["options"] == "-c statement_timeout=30000"
+    assert connection.client_deadline == 35
