@@ -20,7 +20,18 @@ import redis
 
 from tests.services import free_port
 
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """The newest PostgreSQL server binaries installed (Debian's layout), or PG_BIN."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+    if not versions:
+        raise RuntimeError("No PostgreSQL server binaries under /usr/lib/postgresql; set PG_BIN.")
+    return versions[-1]
+
+
+PG_BIN = _pg_bin()
 START_TIMEOUT = 120.0  # seconds: generous, CI's cores are shared and busy
 
 
