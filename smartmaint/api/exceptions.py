@@ -34,3 +34,11 @@ class ExceptionHandler(StandardizedExceptionHandler):
             logger.warning("Database unavailable: %s: %s", type(exc).__name__, first_line)
             return DatabaseUnavailable()
         return super().convert_known_exceptions(exc)
+
+    def report_exception(self, exc: exceptions.APIException, response) -> None:
+        # A dependency that is down (503: database, model registry) is logged once per request where it is
+        # detected, in one line; a traceback per request (and error-tracker events) would only bury the cause.
+        # Django still logs the 503 response itself.
+        if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            return
+        super().report_exception(exc, response)
