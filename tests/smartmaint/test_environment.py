@@ -69,3 +69,58 @@ def test_no_redis_url_means_local_memory():
 def test_unknown_cache_scheme_is_refused():
     with pytest.raises(ImproperlyConfigured, match="redis://"):
         cache_config("memcached://x", key_prefix="sm")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3c@ret/word#1@db.example.com:5432/fleet",
+        "postgresql://app:s3cr/et@db.example.com:5432/fleet",
+        "postgresql://app:s3cr?et@db.example.com:5432/fleet",
+        "postgresql://app:s3cr#et@db.example.com:5432/fleet",
+        "postgresql://app:s3cr[et@db.example.com:5432/fleet",
+    ],
+)
+def test_unencoded_special_characters_in_the_password_ask_for_percent_encoding(url):
+    with pytest.raises(ImproperlyConfigured) as raised:
+        database_config(url)
+    message = str(raised.value)
+    assert "DATABASE_URL" in message and "percent-encoded" in message
+    assert "urllib.parse.quote" in message
+    # Never the password itself: the message may end up in a ticket.
+    assert "s3c" not in message
+
+
+def test_percent_encoded_password_is_decoded():
+    config = database_config("postgresql://app:p%40ss%2Fword%231@db.example.com:5432/fleet")
+    assert (config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
+        "p@ss/word#1",
+        "db.example.com",
+        5432,
+        "fleet",
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "mode"),
+    [
+        ("ssl=true", "require"),
+        ("ssl=1", "require"),
+        ("ssl=on", "require"),
+        ("ssl=false", "disable"),
+        ("ssl=0", "disable"),
+        ("ssl=off", "disable"),
+        ("ssl=verify-full", "verify-full"),
+        ("ssl=prefer", "prefer"),
+        ("sslmode=verify-ca", "verify-ca"),
+        ("sslmode=REQUIRE", "require"),
+    ],
+)
+def test_ssl_values_become_valid_sslmodes(query, mode):
+    assert database_config(f"postgresql+asyncpg://app@db.example.com/fleet?{query}")["OPTIONS"]["sslmode"] == mode
+
+
+@pytest.mark.parametrize("query", ["ssl=maybe", "sslmode=true", "sslmode=required"])
+def test_unknown_ssl_values_are_refused_with_the_accepted_ones(query):
+    with pytest.raises(ImproperlyConfigured, match=r"DATABASE_URL has ssl(mode)?=.*verify-full"):
+        database_config(f"postgresql://app@db.example.com/fleet?{query}")

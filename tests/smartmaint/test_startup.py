@@ -68,3 +68,13 @@ def test_invalid_timescaledb_mode_is_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0
     assert "TIMESCALEDB must be one of auto, required, off" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["doctor", "migrate"])
+def test_unencoded_password_is_one_line_asking_for_percent_encoding(command, tmp_path):
+    env = {"DJANGO_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgresql://app:p@ss/word#1@127.0.0.1:5432/x"}
+    result = run_manage(command, env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "DATABASE_URL must be percent-encoded" in line
