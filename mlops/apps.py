@@ -13,3 +13,9 @@ class MlopsConfig(AppConfig):
         # its alerts and anomalies to them without readings importing mlops.
         register_chart_marks(anomaly_chart_marks)
         register_alerts(dashboard_alerts)
+
+        from mlops import doctor as checks
+        from smartmaint import doctor
+
+        doctor.register(checks.check_mlflow, name="mlflow", order=70, unavailable="MLflow cannot be reached")
+        doctor.register(checks.check_champions, name="champion_models", order=80, requires=["database", "mlflow"])

@@ -17,3 +17,9 @@ class ReadingsConfig(AppConfig):
         # Policies follow settings, so they are re-applied after every migrate,
         # not only when the migration that created them first runs.
         post_migrate.connect(_apply_timescale_policies, sender=self, dispatch_uid="readings_timescale_policies")
+
+        from readings import doctor as checks
+        from smartmaint import doctor
+
+        doctor.register(checks.check_timescaledb, name="timescaledb", order=20, requires=["database"])
+        doctor.register(checks.check_reading_times, name="reading_times", order=40, requires=["database"])
