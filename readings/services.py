@@ -330,6 +330,10 @@ class SeedConflict(Exception):
     """An asset or sensor the seed would create exists but was not created by the seed."""
 
 
+class SeedOptionsConflict(SeedConflict):
+    """The seeded fleet was made with another --seed, --interval or --anomaly-rate than this run asks for."""
+
+
 @dataclass
 class SeedCounts:
     created: int = 0
@@ -349,6 +353,32 @@ class SeedReport:
 
 
 SEED_MARK = "seeded"
+# The options that decide what a seeded sensor's readings look like, recorded on each sensor. A rerun with
+# other values would lay a second, different signal over the stored one (interleaved readings, faults that
+# are not in the stored readings): it is refused, and --reset is the way to change them.
+SEED_OPTIONS = "seed_options"
+
+
+def _seed_options_args(options: dict) -> str:
+    return f"--seed {options['seed']} --interval {options['interval']} --anomaly-rate {options['anomaly_rate']}"
+
+
+def _check_seed_options(*, options: dict, using: str) -> None:
+    recorded = (
+        Sensor.objects.using(using)
+        .filter(metadata__seeded=True)
+        .values_list(f"metadata__{SEED_OPTIONS}", flat=True)
+        .distinct()
+    )
+    # Sensors seeded before the options were recorded have none: nothing to compare with.
+    conflicting = [item for item in recorded if isinstance(item, dict) and item != options]
+    if conflicting:
+        before = _seed_options_args(conflicting[0])
+        raise SeedOptionsConflict(
+            f"The seeded fleet was made with {before}; this run asks for {_seed_options_args(options)}. "
+            f"Run again with {before} to extend the fleet, or start over with --reset (it deletes every seeded "
+            "asset, sensor, reading and fault label) to seed with other options."
+        )
 
 
 def _floor(moment: datetime, interval: int) -> datetime:
@@ -356,7 +386,9 @@ def _floor(moment: datetime, interval: int) -> datetime:
     return datetime.fromtimestamp(stamp - stamp % interval, tz=UTC)
 
 
-def _seed_fleet(*, sensors: int, interval: int, end: datetime) -> tuple[list[Sensor], SeedCounts, SeedCounts]:
+def _seed_fleet(
+    *, sensors: int, interval: int, end: datetime, options: dict
+) -> tuple[list[Sensor], SeedCounts, SeedCounts]:
     specs = [sensor_spec(number) for number in range(1, sensors + 1)]
     asset_counts, sensor_counts = SeedCounts(), SeedCounts()
     assets: dict[str, Asset] = {}
@@ -389,7 +421,7 @@ def _seed_fleet(*, sensors: int, interval: int, end: datetime) -> tuple[list[Sen
                 "normal_min": profile.normal_min,
                 "normal_max": profile.normal_max,
                 "sampling_interval": interval,
-                "metadata": {SEED_MARK: True, "seed_end": end.isoformat()},
+                "metadata": {SEED_MARK: True, "seed_end": end.isoformat(), SEED_OPTIONS: options},
             },
         )
         if not created and not sensor.metadata.get(SEED_MARK):
@@ -404,7 +436,7 @@ def _seed_fleet(*, sensors: int, interval: int, end: datetime) -> tuple[list[Sen
 
 
 def seed_anchor(*, sensors: int) -> datetime | None:
-    """The end chosen by the first seeding, so that re-runs without ``--end`` add nothing."""
+    """The latest end seeded (the first run's, or a later ``--end``), so that re-runs without ``--end`` add nothing."""
     ids = [sensor_spec(number).sensor_id for number in range(1, sensors + 1)]
     for metadata in Sensor.objects.filter(sensor_id__in=ids).order_by("sensor_id").values_list("metadata", flat=True):
         if metadata.get(SEED_MARK) and metadata.get("seed_end"):
@@ -429,10 +461,20 @@ def fleet_seed(
     ``end`` None means: the anchor recorded by an earlier run, else now floored
     to ``interval``. Readings go through ``readings_insert`` in batches of
     ``batch_size``, so memory stays bounded whatever ``readings`` is.
+
+    Labels are ground truth, so they are made only for the readings this run
+    stored: a rerun whose window overlaps stored readings (a later ``--end``,
+    more ``--readings``, more ``--sensors``, which shortens every sensor's
+    window) generates a new signal over the same times, but only its readings
+    at times not yet stored go in, and only the faults among those are
+    labelled. A rerun with another ``seed``, ``interval`` or ``anomaly_rate``
+    than the fleet was made with raises ``SeedOptionsConflict``.
     """
+    options = {"seed": seed, "interval": interval, "anomaly_rate": anomaly_rate}
+    _check_seed_options(options=options, using=using)
     end = _floor(end or seed_anchor(sensors=sensors) or datetime.now(UTC), interval)
     with transaction.atomic(using=using):
-        fleet, asset_counts, sensor_counts = _seed_fleet(sensors=sensors, interval=interval, end=end)
+        fleet, asset_counts, sensor_counts = _seed_fleet(sensors=sensors, interval=interval, end=end, options=options)
 
     reading_counts, fault_counts = SeedCounts(), SeedCounts()
     end64 = np.datetime64(end.replace(tzinfo=None), "us")
@@ -470,7 +512,12 @@ def fleet_seed(
             normal_max=profile.normal_max if sensor.normal_max is None else sensor.normal_max,
         )
         signal = SensorSignal(params, count=count, end=end64, interval=interval, seed=seed, anomaly_rate=anomaly_rate)
+        new = np.ones(count, dtype=bool)
+        offset = 0
         for times, values, quality in signal.blocks():
+            # Asked before the block is queued: this sensor's earlier blocks hold other times.
+            new[offset : offset + len(times)] = ~_stored(sensor_pk=sensor.pk, times=times, using=using)
+            offset += len(times)
             pending.append(ReadingBatch(np.full(len(times), sensor.pk, dtype=np.int64), times, values, quality))
             pending_rows += len(times)
             flush(batch_size)
@@ -482,7 +529,7 @@ def fleet_seed(
                 end=_aware(stop),
                 source=FaultSource.SEED,
             )
-            for kind, start, stop in signal.labels()
+            for kind, start, stop in signal.labels(stored=new)
         )
     flush(1)
 
@@ -492,8 +539,31 @@ def fleet_seed(
     before = seeded.count()
     FaultLabel.objects.using(using).bulk_create(labels, ignore_conflicts=True, batch_size=1000)
     fault_counts.created = seeded.count() - before
-    fault_counts.present = len(labels) - fault_counts.created
+    fault_counts.present = before
+    _move_anchor(fleet=fleet, end=end, using=using)
     return SeedReport(asset_counts, sensor_counts, reading_counts, fault_counts, end)
+
+
+def _stored(*, sensor_pk: int, times: np.ndarray, using: str) -> np.ndarray:
+    """One flag per time in ``times`` (ascending): is a reading of the sensor already stored at it?"""
+    stored = (
+        Reading.objects.using(using)
+        .filter(sensor_id=sensor_pk, time__gte=_aware(times[0]), time__lte=_aware(times[-1]))
+        .values_list("time", flat=True)
+    )
+    found = np.array([moment.astimezone(UTC).replace(tzinfo=None) for moment in stored], dtype="datetime64[us]")
+    return np.isin(times.astype("datetime64[us]"), found)
+
+
+def _move_anchor(*, fleet: list[Sensor], end: datetime, using: str) -> None:
+    # A later --end extends the fleet: later reruns without --end (and sensors added by --sensors) end there too.
+    moved = []
+    for sensor in fleet:
+        recorded = sensor.metadata.get("seed_end")
+        if recorded is None or datetime.fromisoformat(recorded) < end:
+            sensor.metadata["seed_end"] = end.isoformat()
+            moved.append(sensor)
+    Sensor.objects.using(using).bulk_update(moved, ["metadata"], batch_size=1000)
 
 
 def _aware(moment: np.datetime64) -> datetime:

@@ -238,11 +238,28 @@ class SensorSignal:
     def time_at(self, index: int) -> np.datetime64:
         return self.first_time + np.timedelta64(self.interval, "s") * index
 
-    def labels(self) -> list[tuple[str, np.datetime64, np.datetime64]]:
-        """Ground truth: (kind, start, end) of every fault and degradation episode."""
-        labels = [(fault.kind, self.time_at(fault.first), self.time_at(fault.last)) for fault in self.faults]
+    def episodes(self) -> list[tuple[str, int, int]]:
+        """(kind, first, last) reading indices of every fault and degradation episode."""
+        episodes = [(fault.kind, fault.first, fault.last) for fault in self.faults]
         if self.degradation_start is not None:
-            labels.append((FaultKind.DEGRADATION, self.time_at(self.degradation_start), self.time_at(self.count - 1)))
+            episodes.append((FaultKind.DEGRADATION, self.degradation_start, self.count - 1))
+        return episodes
+
+    def labels(self, stored: np.ndarray | None = None) -> list[tuple[str, np.datetime64, np.datetime64]]:
+        """Ground truth: (kind, start, end) of every fault and degradation episode.
+
+        ``stored`` (one flag per reading, oldest first) limits the labels to the
+        readings that were stored from this signal: a label must never cover
+        readings that do not carry its fault (older ones made by another run).
+        An episode flagged only in part gets one label per run of flagged readings.
+        """
+        labels = []
+        for kind, first, last in self.episodes():
+            if stored is None:
+                labels.append((kind, self.time_at(first), self.time_at(last)))
+                continue
+            for lo, hi in _runs(stored[first : last + 1]):
+                labels.append((kind, self.time_at(first + lo), self.time_at(first + hi)))
         return labels
 
     # --- values ---------------------------------------------------------------
@@ -299,3 +316,9 @@ class SensorSignal:
         elif fault.kind == FaultKind.DRIFT:
             values[sel] += fault.magnitude * (index - fault.first + 1) / (fault.last - fault.first + 1)
         quality[sel] = fault.quality
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indices of each run of True in ``flags``."""
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))

@@ -18,6 +18,7 @@ from django.core.management import CommandError, call_command
 
 from readings.choices import FaultKind, FaultSource
 from readings.models import FaultLabel, Reading
+from readings.synthetic import FAULT_SHAPES, PROFILES
 from sensors.models import Asset, Sensor
 from tests.conftest import ROOT, run_manage, scratch_database, server_dsn, server_url
 
@@ -277,3 +278,88 @@ def test_sqlite_default_seeds_and_reruns(tmp_path):
     assert "readings: created 20000, already present 0" in first.stdout
     again = run_manage("seed_data", env=env)
     assert "readings: created 0, already present 20000" in again.stdout
+
+
+# --- ground truth stays true across reruns ---------------------------------------------------------------------------
+
+
+def _labels() -> set[tuple]:
+    return set(
+        FaultLabel.objects.filter(source=FaultSource.SEED).values_list("sensor__sensor_id", "kind", "start", "end")
+    )
+
+
+def _assert_every_label_is_true() -> None:
+    """Each seeded label lies on stored readings that carry its fault, as the generator makes it; none overlap."""
+    by_sensor_kind: dict[tuple, list] = {}
+    for label in FaultLabel.objects.filter(source=FaultSource.SEED).select_related("sensor").order_by("start"):
+        sensor = label.sensor
+        rows = list(
+            Reading.objects.filter(sensor=sensor, time__gte=label.start, time__lte=label.end)
+            .order_by("time")
+            .values_list("value", "quality")
+        )
+        where = (sensor.sensor_id, label.kind, label.start, label.end)
+        # A label covers only stored readings: one per interval from its start to its end, none missing.
+        assert len(rows) == (label.end - label.start) // timedelta(seconds=sensor.sampling_interval) + 1, where
+        values, quality = np.array(rows).T
+        fault_quality = FAULT_SHAPES.get(label.kind, (0, 0, 1.0))[2]
+        if label.kind in (FaultKind.SPIKE, FaultKind.NOISE_BURST, FaultKind.DROPOUT):
+            # Normal readings have quality 1: the gateway's quality is the fault's fingerprint.
+            assert np.all(quality == fault_quality), where
+        if label.kind == FaultKind.DROPOUT:
+            assert np.all(values == PROFILES[sensor.sensor_type].physical_min), where
+        if label.kind == FaultKind.STUCK:
+            assert np.ptp(values) == 0, where
+        if label.kind == FaultKind.SPIKE:
+            around = Reading.objects.filter(
+                sensor=sensor,
+                time__gte=label.start - timedelta(minutes=5),
+                time__lte=label.end + timedelta(minutes=5),
+                quality=1.0,
+            ).values_list("value", flat=True)
+            width = sensor.normal_max - sensor.normal_min
+            assert np.all(np.abs(values - np.median(list(around))) > 0.5 * width), where
+        by_sensor_kind.setdefault((sensor.sensor_id, label.kind), []).append((label.start, label.end))
+    for key, spans in by_sensor_kind.items():
+        for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+            assert first_end < second_start, ("overlapping labels", key, spans)
+
+
+@pytest.mark.django_db
+def test_reruns_with_other_options_never_add_labels_over_normal_readings():
+    seed("--end", END)
+    _assert_every_label_is_true()
+    first = _labels()
+
+    # Other options than the fleet was made with: refused, saying what was used and how to start over.
+    for args in (["--seed", "1"], ["--interval", "30"], ["--anomaly-rate", "0.05"]):
+        with pytest.raises(CommandError, match=r"--seed 20240601 --interval 60 --anomaly-rate 0\.01.*--reset"):
+            seed(*args)
+    assert _labels() == first and Reading.objects.count() == 20_000
+
+    # A later --end (what --end now does hours later): only the new readings, only the faults among them.
+    later = "2026-06-01T20:00:00Z"
+    out = seed("--end", later)
+    assert "readings: created 9600, already present 10400" in out
+    _assert_every_label_is_true()
+    topped_up = _labels()
+    assert first < topped_up
+    assert all(start > datetime(2026, 6, 1, 12, tzinfo=UTC) for _, _, start, _ in topped_up - first)
+
+    # More sensors: the new ones get readings and labels, the others nothing (their windows are already stored).
+    out = seed("--sensors", "24")
+    assert "sensors: created 4, already present 20" in out
+    _assert_every_label_is_true()
+    grown = _labels()
+    assert topped_up < grown
+    assert {sensor_id for sensor_id, *_ in grown - topped_up} <= {f"sensor-0{n}" for n in range(21, 25)}
+    # The fleet's end moved with the top-up: the new sensors end where the others do.
+    assert Reading.objects.filter(sensor__sensor_id="sensor-024").latest("time").time == datetime(
+        2026, 6, 1, 20, tzinfo=UTC
+    )
+
+    # Plain reruns now add nothing at all.
+    out = seed("--sensors", "24")
+    assert "Nothing to add" in out and "fault labels: created 0" in out
+    assert _labels() == grown

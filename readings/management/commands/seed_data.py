@@ -28,7 +28,8 @@ class Command(BaseCommand):
     help = (
         "Create a synthetic fleet: assets on a few sites and lines, sensors of every type, realistic readings "
         "(daily and shift cycles, noise, slowly degrading assets) and injected faults recorded as ground truth. "
-        "Idempotent: a second run with the same arguments adds nothing."
+        "Idempotent: a second run with the same arguments adds nothing; a rerun with another --seed, --interval "
+        "or --anomaly-rate than the fleet was made with is refused."
     )
 
     def add_arguments(self, parser):
@@ -40,23 +41,33 @@ class Command(BaseCommand):
             help="Total readings, spread evenly over the sensors. Default 20000.",
         )
         parser.add_argument(
-            "--interval", type=int, default=60, help="Seconds between two readings of a sensor. Default 60."
+            "--interval",
+            type=int,
+            default=60,
+            help="Seconds between two readings of a sensor. Default 60. "
+            "Fixed for a seeded fleet (change it with --reset).",
         )
         parser.add_argument(
             "--end",
             type=str,
             default=None,
             help="Time of the last reading, ISO 8601 (UTC if no offset) or 'now'; floored to --interval. "
-            "Default: the end recorded by the first run, or now for a first run.",
+            "Default: the latest end seeded so far, or now for a first run. A later end adds the readings since "
+            "(and labels only the faults among them).",
         )
         parser.add_argument(
-            "--seed", type=int, default=20240601, help="Random seed; same seed, same data. Default 20240601."
+            "--seed",
+            type=int,
+            default=20240601,
+            help="Random seed; same seed, same data. Default 20240601. "
+            "Fixed for a seeded fleet (change it with --reset).",
         )
         parser.add_argument(
             "--anomaly-rate",
             type=float,
             default=0.01,
-            help="Share of readings inside injected faults, from 0 to 0.5. Default 0.01.",
+            help="Share of readings inside injected faults, from 0 to 0.5. Default 0.01. Fixed for a seeded fleet "
+            "(change it with --reset).",
         )
         parser.add_argument(
             "--batch-size", type=int, default=100_000, help="Readings written per COPY/transaction. Default 100000."
