@@ -51,6 +51,10 @@ _HOURLY_COLUMNS = {
 }
 
 
+# Buckets one request may span (the API's aggregates endpoint; documented in its schema).
+MAX_BUCKETS = 10_000
+
+
 class TooManyBuckets(ValueError):
     """The request spans more buckets than the caller allows."""
 
@@ -104,7 +108,7 @@ def readings_buckets(
     aggs: Sequence[str],
     fill: str | None = None,
     using: str = "default",
-    max_buckets: int = 10_000,
+    max_buckets: int = MAX_BUCKETS,
 ) -> list[dict]:
     """Aggregates of the readings of one sensor with start <= time < end, per bucket, in time order.
 

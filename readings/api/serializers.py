@@ -20,8 +20,15 @@ class IngestItemSerializer(serializers.Serializer):
     quality = serializers.FloatField(required=False, default=1.0, min_value=0.0, max_value=1.0)
 
 
-class IngestRequestSerializer(serializers.Serializer):
-    readings = IngestItemSerializer(many=True, help_text=f"1 to {settings.INGEST_MAX_BATCH} readings.")
+class IngestBatchSerializer(serializers.Serializer):
+    # A ListField, not many=True: drf-spectacular turns its length limits into minItems and maxItems.
+    readings = serializers.ListField(
+        child=IngestItemSerializer(),
+        min_length=1,
+        max_length=settings.INGEST_MAX_BATCH,
+        help_text=f"1 to {settings.INGEST_MAX_BATCH} readings. Each is checked on its own: invalid ones are "
+        "reported in the response's errors (by index) and the valid ones stored, with status 200.",
+    )
 
 
 class IngestErrorSerializer(serializers.Serializer):
@@ -39,7 +46,9 @@ class IngestResponseSerializer(serializers.Serializer):
 
 class RangeQuerySerializer(serializers.Serializer):
     # "from" is a Python keyword: the fields are declared through the class namespace.
-    vars()["from"] = serializers.DateTimeField(required=False, help_text="Inclusive lower bound (ISO 8601).")
+    vars()["from"] = serializers.DateTimeField(
+        required=False, help_text="Inclusive lower bound (ISO 8601). Must be earlier than `to` (else 400)."
+    )
     vars()["to"] = serializers.DateTimeField(required=False, help_text="Exclusive upper bound (ISO 8601).")
 
     def validate(self, attrs):
@@ -60,12 +69,12 @@ class AggregateQuerySerializer(RangeQuerySerializer):
     )
 
     def validate_agg(self, value):
-        aggs = [part.strip() for part in value.split(",") if part.strip()]
+        # Exactly the schema's form (an array, comma-separated): names, no spaces or empty parts.
+        aggs = value.split(",")
         unknown = sorted(set(aggs) - set(AGGREGATES))
-        if unknown or not aggs:
-            raise serializers.ValidationError(
-                f"Choose from {', '.join(AGGREGATES)}; got {', '.join(unknown) or 'none'}."
-            )
+        if unknown:
+            got = ", ".join(repr(name) for name in unknown)
+            raise serializers.ValidationError(f"Choose from {', '.join(AGGREGATES)}, comma-separated; got {got}.")
         return list(dict.fromkeys(aggs))
 
 

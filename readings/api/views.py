@@ -12,17 +12,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, generics, pagination, serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from readings.aggregates import BUCKETS, TooManyBuckets, readings_buckets
+from readings.aggregates import AGGREGATES, BUCKETS, MAX_BUCKETS, TooManyBuckets, readings_buckets
 from readings.api.renderers import CSVRenderer
 from readings.api.serializers import (
     AggregateQuerySerializer,
     AggregatesResponseSerializer,
     FleetStatusSerializer,
-    IngestRequestSerializer,
+    IngestBatchSerializer,
     IngestResponseSerializer,
     LatestSerializer,
     RangeQuerySerializer,
@@ -47,9 +48,12 @@ class IngestView(APIView):
     """Store a batch of readings; each invalid reading is reported by index, the valid ones are kept."""
 
     permission_classes = [CanIngest]
+    # JSON only (gzip-encoded or chunked bodies are decoded before this, see smartmaint.request_body): a form or
+    # multipart body gets 415, and the schema lists application/json alone.
+    parser_classes = [JSONParser]
 
     @extend_schema(
-        request=IngestRequestSerializer,
+        request=IngestBatchSerializer,
         responses={200: IngestResponseSerializer, 413: OpenApiResponse(description="Body larger than the limit.")},
         summary="Ingest a batch of readings",
     )
@@ -130,18 +134,45 @@ class ReadingCursorPagination(pagination.CursorPagination):
 @extend_validation_errors(["invalid"], field_name="from")
 @extend_validation_errors(["invalid"], field_name="to")
 @extend_validation_errors(["invalid"], field_name="ordering")
+@extend_validation_errors(["invalid"], field_name="cursor")
 @extend_schema(
     parameters=[
         RangeQuerySerializer,
         OpenApiParameter("ordering", OpenApiTypes.STR, enum=["time", "-time"], description="Default: time."),
     ],
+    responses={
+        (200, "application/json"): ReadingSerializer(many=True),
+        (200, "text/csv"): OpenApiResponse(
+            OpenApiTypes.STR,
+            description="With ?format=csv or Accept: text/csv: the whole range, streamed (chunked), one line per "
+            "reading: header `sensor_id,time,value,quality`, then rows in `ordering`. A download that ends "
+            "without a transport error is complete; one cut off halfway ends in a connection reset "
+            "(docs/api.md). Errors are JSON in the usual shape, whatever the format asked for.",
+        ),
+    },
     summary="Readings of a sensor in a time range (JSON pages, or the whole range as CSV with ?format=csv)",
+    description="JSON: cursor pages (`next`/`previous` links). CSV (`?format=csv` or `Accept: text/csv`): the "
+    "whole range, streamed (chunked), header `sensor_id,time,value,quality` then one row per reading in "
+    "`ordering`. A download that ends without a transport error is complete; one cut off halfway ends in a "
+    "connection reset. 503 with Retry-After when the server streams too many exports. Errors are JSON in the "
+    "usual shape, whatever the format asked for.",
 )
 class SensorReadingsView(SensorMixin, generics.ListAPIView):
     serializer_class = ReadingSerializer
     pagination_class = ReadingCursorPagination
     renderer_classes = [JSONRenderer, CSVRenderer]
     filter_backends = []
+
+    def handle_exception(self, exc):
+        # Errors keep the API's JSON shape even when CSV was asked for: a client parsing the body of a 4xx
+        # gets the same document whatever the format, and the schema can say so.
+        if (
+            getattr(self.request, "accepted_renderer", None) is not None
+            and self.request.accepted_renderer.format == "csv"
+        ):
+            self.request.accepted_renderer = JSONRenderer()
+            self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
 
     def get_queryset(self):
         query = self.range_query()
@@ -181,11 +212,34 @@ class SensorReadingsView(SensorMixin, generics.ListAPIView):
 @extend_validation_errors(["invalid"], field_name="agg")
 @extend_validation_errors(["invalid_choice"], field_name="fill")
 @extend_schema(
-    parameters=[AggregateQuerySerializer],
+    parameters=[
+        AggregateQuerySerializer,
+        # The serializer reads a string; the schema says what it must hold: names from a list, comma-separated.
+        OpenApiParameter(
+            "agg",
+            {"type": "array", "items": {"type": "string", "enum": list(AGGREGATES)}},
+            style="form",
+            explode=False,
+            default=["avg"],
+            description="Aggregates to compute, comma-separated (e.g. avg,min,max). Absent or empty: avg.",
+        ),
+        OpenApiParameter(
+            "from",
+            OpenApiTypes.DATETIME,
+            description="Inclusive lower bound (ISO 8601). Must be earlier than `to`. Default: 24 buckets before `to`.",
+        ),
+        OpenApiParameter("to", OpenApiTypes.DATETIME, description="Exclusive upper bound (ISO 8601). Default: now."),
+    ],
     responses=AggregatesResponseSerializer,
     summary="Time-bucketed aggregates of a sensor's readings",
+    description=f"At most {MAX_BUCKETS:,} buckets per request: `(to - from) / bucket` must not exceed it.",
 )
 class SensorAggregatesView(SensorMixin, APIView):
+    error_descriptions = {
+        400: f"Invalid parameters; `from` not earlier than `to` (attr `from`); or a range of more than "
+        f"{MAX_BUCKETS:,} buckets (attr `bucket`: the message names a wider bucket that fits)."
+    }
+
     def get(self, request, sensor_id):
         sensor = self.get_sensor()
         query = self.range_query(AggregateQuerySerializer)
