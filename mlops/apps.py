@@ -7,12 +7,16 @@ class MlopsConfig(AppConfig):
 
     def ready(self):
         from mlops.selectors import anomaly_chart_marks, dashboard_alerts
+        from mlops.services import scoring_forget
         from readings.selectors import register_alerts, register_chart_marks
+        from readings.services import register_seed_reset
 
         # The console's dashboard and charts live in readings; this app adds
         # its alerts and anomalies to them without readings importing mlops.
         register_chart_marks(anomaly_chart_marks)
         register_alerts(dashboard_alerts)
+        # seed_data --reset (in readings) also deletes what scoring derived from the seeded readings.
+        register_seed_reset(scoring_forget)
 
         from mlops import doctor as checks
         from smartmaint import doctor

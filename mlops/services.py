@@ -10,7 +10,8 @@ from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from mlops import registry
@@ -143,6 +144,29 @@ def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, win
             anomalies=len(anomalies),
         )
     return ScoreResult(champion.name, champion.version, len(scored), anomalies)
+
+
+def scoring_forget(*, sensors: QuerySet[Sensor], using: str = "default") -> dict[type[models.Model], int]:
+    """Delete what the models found on ``sensors`` (their alerts, anomalies) before the sensors go.
+
+    Registered with ``readings.services.register_seed_reset``: ``seed_data --reset`` deletes the seeded
+    sensors and seeds new readings over the same times. The scoring marker (the latest ``ScoringRun`` of a
+    type, where ``score_readings`` continues) is deleted too for every type that only the deleted sensors
+    had, so the next run scores the new readings (its default range) instead of nothing. A type that other
+    sensors still have keeps its marker: deleting it would score their last day again and re-open alerts
+    staff resolved; score the new seeded readings of such a type with ``score_readings --from``.
+    """
+    from mlops.models import Alert, Anomaly, ScoringRun
+
+    pks = list(sensors.values_list("pk", flat=True))
+    types = set(sensors.values_list("sensor_type", flat=True))
+    types -= set(Sensor.objects.using(using).exclude(pk__in=pks).values_list("sensor_type", flat=True))
+    with transaction.atomic(using=using):
+        return {
+            Anomaly: Anomaly.objects.using(using).filter(sensor_id__in=pks).delete()[1].get(Anomaly._meta.label, 0),
+            Alert: Alert.objects.using(using).filter(sensor_id__in=pks).delete()[1].get(Alert._meta.label, 0),
+            ScoringRun: ScoringRun.objects.using(using).filter(sensor_type__in=types).delete()[0],
+        }
 
 
 # --- alerts -------------------------------------------------------------------

@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, NotSupportedError, connections, transaction
+from django.db import IntegrityError, NotSupportedError, connections, models, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from readings.choices import FaultSource
 from readings.models import FaultLabel, Reading
 from readings.selectors import latest_cache_key
 from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
-from sensors.models import Asset, Sensor
+from sensors.models import APIKey, Asset, Sensor
 
 READINGS_TABLE = Reading._meta.db_table
 STAGE_TABLE = "readings_stage"
@@ -570,13 +570,58 @@ def _aware(moment: np.datetime64) -> datetime:
     return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
 
 
-def fleet_seed_reset(*, using: str = "default") -> dict[str, int]:
-    """Delete everything ``seed_data`` created: readings and faults of seeded sensors, the sensors, their assets."""
-    sensors = Sensor.objects.using(using).filter(metadata__seeded=True)
+# Apps that keep data derived from readings (mlops: anomalies, alerts, where scoring stopped) register a
+# callback here, as they register chart marks with readings.selectors: readings must not import them. Each
+# is called inside the reset's transaction with the seeded sensors about to go, before they are deleted,
+# and returns how many rows of each model it deleted.
+SeedResetHook = Callable[..., dict[type[models.Model], int]]
+_seed_reset_hooks: list[SeedResetHook] = []
+
+
+def register_seed_reset(hook: SeedResetHook) -> None:
+    if hook not in _seed_reset_hooks:
+        _seed_reset_hooks.append(hook)
+
+
+@dataclass
+class SeedReset:
+    """What ``fleet_seed_reset`` deleted, per model (in the order to report), and the API keys it revoked."""
+
+    deleted: dict[type[models.Model], int]
+    revoked_keys: int
+
+
+def fleet_seed_reset(*, using: str = "default") -> SeedReset:
+    """Delete everything ``seed_data`` created and what was derived from it; count each kind apart.
+
+    Readings, fault labels, then whatever the registered hooks remove (anomalies, alerts, scoring markers),
+    then the sensors and their assets. Each model is deleted and counted on its own: a sensor's delete()
+    would count every cascaded row as a sensor. An API key limited to seeded assets only is revoked: with
+    its assets gone it would have no asset limit left, that is, see every asset.
+    """
+    deleted: dict[type[models.Model], int] = {}
     with transaction.atomic(using=using):
-        sensor_ids = list(sensors.values_list("pk", flat=True))
-        deleted_readings, _ = Reading.objects.using(using).filter(sensor_id__in=sensor_ids).delete()
-        FaultLabel.objects.using(using).filter(sensor_id__in=sensor_ids).delete()
-        deleted_sensors, _ = Sensor.objects.using(using).filter(pk__in=sensor_ids).delete()
-        deleted_assets, _ = Asset.objects.using(using).filter(metadata__seeded=True, sensors__isnull=True).delete()
-    return {"readings": deleted_readings, "sensors": deleted_sensors, "assets": deleted_assets}
+        sensors = Sensor.objects.using(using).filter(metadata__seeded=True)
+        sensor_pks = list(sensors.values_list("pk", flat=True))
+        deleted[Reading] = Reading.objects.using(using).filter(sensor_id__in=sensor_pks).delete()[0]
+        deleted[FaultLabel] = FaultLabel.objects.using(using).filter(sensor_id__in=sensor_pks).delete()[0]
+        for hook in _seed_reset_hooks:
+            for model, count in hook(
+                sensors=Sensor.objects.using(using).filter(pk__in=sensor_pks), using=using
+            ).items():
+                deleted[model] = deleted.get(model, 0) + count
+        deleted[Sensor] = Sensor.objects.using(using).filter(pk__in=sensor_pks).delete()[1].get(Sensor._meta.label, 0)
+        assets = Asset.objects.using(using).filter(metadata__seeded=True, sensors__isnull=True)
+        asset_pks = list(assets.values_list("pk", flat=True))
+        keys = (
+            APIKey.objects.using(using)
+            .filter(revoked=False, assets__in=asset_pks)
+            .exclude(assets__in=Asset.objects.using(using).exclude(pk__in=asset_pks))
+            .distinct()
+        )
+        revoked = (
+            APIKey.objects.using(using).filter(pk__in=list(keys.values_list("pk", flat=True))).update(revoked=True)
+        )
+        deleted[Asset] = assets.delete()[1].get(Asset._meta.label, 0)
+    transaction.on_commit(lambda: cache.delete_many([latest_cache_key(pk) for pk in sensor_pks]), using=using)
+    return SeedReset(deleted=deleted, revoked_keys=revoked)

@@ -16,10 +16,14 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 
+from mlops.choices import AlertKind, AlertSeverity
+from mlops.models import Alert, Anomaly, ScoringRun
+from mlops.services import alert_raise
 from readings.choices import FaultKind, FaultSource
 from readings.models import FaultLabel, Reading
 from readings.synthetic import FAULT_SHAPES, PROFILES
-from sensors.models import Asset, Sensor
+from sensors.choices import APIKeyScope, SensorType
+from sensors.models import APIKey, Asset, Sensor
 from tests.conftest import ROOT, run_manage, scratch_database, server_dsn, server_url
 
 END = "2026-06-01T12:00:00Z"
@@ -186,7 +190,10 @@ def test_reset_is_refused_in_production_without_force(settings):
         seed("--reset", "--readings", "400")
     assert Reading.objects.count() == 400
     out = seed("--reset", "--force", "--readings", "200")
-    assert "Reset: deleted 400 readings, 20 sensors, 5 assets." in out
+    assert (
+        "Reset: deleted 400 readings, 0 fault labels, 0 anomalies, 0 alerts, 0 scoring runs, 20 sensors, 5 assets."
+        in out
+    )
     assert Reading.objects.count() == 200
 
 
@@ -196,7 +203,10 @@ def test_reset_starts_over_and_leaves_real_sensors_alone(sensor):
     seed("--readings", "400", "--end", END)
     seeded_pks = set(Sensor.objects.exclude(pk=sensor.pk).values_list("pk", flat=True))
     out = seed("--reset", "--readings", "400", "--end", END)
-    assert "Reset: deleted 400 readings, 20 sensors, 5 assets." in out
+    assert (
+        "Reset: deleted 400 readings, 0 fault labels, 0 anomalies, 0 alerts, 0 scoring runs, 20 sensors, 5 assets."
+        in out
+    )
     assert "sensors: created 20, already present 0" in out
     assert seeded_pks.isdisjoint(Sensor.objects.values_list("pk", flat=True))
     assert Reading.objects.filter(sensor=sensor).count() == 1
@@ -363,3 +373,53 @@ def test_reruns_with_other_options_never_add_labels_over_normal_readings():
     out = seed("--sensors", "24")
     assert "Nothing to add" in out and "fault labels: created 0" in out
     assert _labels() == grown
+
+
+@pytest.mark.django_db
+def test_reset_reports_each_kind_and_forgets_what_was_derived_from_the_seeded_data(sensor):
+    """Deleting sensors cascades to anomalies and alerts: each kind is counted apart, and scoring starts over."""
+    seed("--readings", "2000", "--end", END)
+    labels = FaultLabel.objects.count()
+    assert labels
+    first, second = Sensor.objects.get(sensor_id="sensor-001"), Sensor.objects.get(sensor_id="sensor-002")
+    t0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
+    found = [
+        Anomaly.objects.create(
+            sensor=s, start=t0 + timedelta(minutes=m), end=t0 + timedelta(minutes=m + 9), score=0.97, model_name="m"
+        )
+        for s, m in ((first, 0), (first, 30), (second, 0))
+    ]
+    alert_raise(sensor=first, kind=AlertKind.ANOMALY, severity=AlertSeverity.CRITICAL, title="a", anomaly=found[0])
+    alert_raise(sensor=second, kind=AlertKind.OUT_OF_RANGE, severity=AlertSeverity.WARNING, title="b")
+    # The scoring marker: score_readings continues each type from the latest end recorded here.
+    for sensor_type in set(Sensor.objects.values_list("sensor_type", flat=True)):
+        ScoringRun.objects.create(
+            sensor_type=sensor_type,
+            model_name="m",
+            model_version="1",
+            start=t0,
+            end=datetime(2026, 6, 1, 12, tzinfo=UTC),
+        )
+    # What belongs to the real sensor (a temperature sensor) stays.
+    real_anomaly = Anomaly.objects.create(sensor=sensor, start=t0, end=t0, score=0.9, model_name="m")
+    seeded_asset = Asset.objects.get(code="PUMP-001")
+    only_seeded = APIKey.objects.create_key(name="only seeded", scope=APIKeyScope.READ)[0]
+    only_seeded.assets.set([seeded_asset])
+    mixed = APIKey.objects.create_key(name="mixed", scope=APIKeyScope.READ)[0]
+    mixed.assets.set([seeded_asset, sensor.asset])
+
+    out = seed("--reset", "--readings", "2000", "--end", END)
+    assert (
+        f"Reset: deleted 2000 readings, {labels} fault labels, 3 anomalies, 2 alerts, 7 scoring runs, "
+        "20 sensors, 5 assets; revoked 1 API key limited to seeded assets only." in out
+    )
+    assert list(Anomaly.objects.all()) == [real_anomaly]
+    assert not Alert.objects.exists()
+    # No marker is left for the types only seeded sensors had: the next score_readings scores the new readings
+    # (its default range, the last 24 hours). The real sensor's type keeps its marker.
+    assert list(ScoringRun.objects.values_list("sensor_type", flat=True)) == [SensorType.TEMPERATURE]
+    # A key limited to deleted assets would otherwise have no limit left, i.e. see every asset.
+    only_seeded.refresh_from_db()
+    mixed.refresh_from_db()
+    assert only_seeded.revoked and not mixed.revoked
+    assert list(mixed.assets.all()) == [sensor.asset]

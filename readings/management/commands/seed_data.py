@@ -75,7 +75,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset",
             action="store_true",
-            help="Delete every seeded asset, sensor, reading and fault label first. Refused in production "
+            help="Delete every seeded asset, sensor, reading and fault label first, with the anomalies, alerts "
+            "and scoring markers derived from them; each kind is counted. Refused in production "
             "(DJANGO_DEBUG false) unless --force is given.",
         )
         parser.add_argument("--force", action="store_true", help="Allow --reset in production.")
@@ -100,14 +101,16 @@ class Command(BaseCommand):
                 raise CommandError(
                     "--reset deletes data and DJANGO_DEBUG is false (production). Add --force if you mean it."
                 )
-            deleted = fleet_seed_reset()
+            reset = fleet_seed_reset()
             if not quiet:
-                self.stdout.write(
-                    self.style.WARNING(
-                        f"Reset: deleted {deleted['readings']} readings, {deleted['sensors']} sensors, "
-                        f"{deleted['assets']} assets."
-                    )
+                message = "Reset: deleted " + ", ".join(
+                    f"{count} {model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural}"
+                    for model, count in reset.deleted.items()
                 )
+                if reset.revoked_keys:
+                    message += f"; revoked {reset.revoked_keys} API key{'s' if reset.revoked_keys != 1 else ''}"
+                    message += " limited to seeded assets only"
+                self.stdout.write(self.style.WARNING(message + "."))
 
         bar = None
         if not quiet and sys.stdout.isatty() and self.stdout.isatty():
