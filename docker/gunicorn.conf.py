@@ -45,3 +45,25 @@ if os.path.isdir(SHM):
     worker_tmp_dir = SHM
 # No runtime control socket (gunicornc): the container is managed by its orchestrator.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Read the Django settings once in the master, before any worker starts.
+
+    A configuration error (production mode without DJANGO_SECRET_KEY, a malformed DATABASE_URL, ...) then
+    stops gunicorn with its one-line message and a non-zero status, so the orchestrator shows the container
+    as failed and why. Left to the workers, each would fail to boot and the arbiter would start another.
+    The module is dropped again afterwards so that workers (and a reload) import the settings afresh.
+    """
+    import importlib
+    import sys
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    name = os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartmaint.settings")
+    try:
+        importlib.import_module(name)
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"Configuration error: {exc}") from None
+    finally:
+        sys.modules.pop(name, None)

@@ -7,6 +7,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartmaint.settings")
 
+# gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR (not imported: this module also serves other WSGI servers).
+WORKER_BOOT_ERROR = 3
+
 try:
     from django.core.wsgi import get_wsgi_application
 
@@ -15,5 +18,9 @@ try:
     # Chunked and gzip request bodies, made plain before Django reads them (see smartmaint.request_body).
     application = RequestBodyMiddleware(get_wsgi_application())
 except ImproperlyConfigured as exc:
-    # One line in the container log instead of a traceback per worker.
-    sys.exit(f"Configuration error: {exc}")
+    # One line in the container log instead of a traceback per worker, then exit status 3: gunicorn's
+    # arbiter halts the whole server when a worker exits with WORKER_BOOT_ERROR (3), so the container stops
+    # and its orchestrator shows why. Any other status (sys.exit's 1) makes the arbiter boot a new worker
+    # that fails the same way, for ever.
+    print(f"Configuration error: {exc}", file=sys.stderr, flush=True)
+    sys.exit(WORKER_BOOT_ERROR)

@@ -631,3 +631,54 @@ def test_deploy_guide_iam_policy_grants_only_the_one_bucket():
         ("s3:PutObject", f"{bucket}/*"),
         ("s3:DeleteObject", f"{bucket}/*"),
     }
+
+
+def _run_until_exit(args: list[str], env: dict[str, str], log: Path) -> int:
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        # Generous: it used to run (and reboot workers) until killed.
+        return proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"gunicorn kept running on a configuration error:\n{log.read_text()[-2000:]}")
+    finally:
+        _kill_group(proc)
+
+
+def test_gunicorn_stops_with_the_configuration_message_instead_of_restarting_workers(tmp_path):
+    """A configuration error (production mode without DJANGO_SECRET_KEY) must stop the whole server, with the
+    message in its output, so the orchestrator shows the container as failed and why; before, the arbiter
+    restarted the failing workers for ever."""
+    command = final_command(DOCKERFILES["web"], "CMD")
+    config = ROOT / command[command.index("--config") + 1].removeprefix("/app/")
+    env = _clean_env(DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="maint.example.com", DJANGO_VAR_DIR=str(tmp_path))
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(config),
+        command[-1],
+        "--bind",
+        f"127.0.0.1:{free_port()}",
+    ]
+    log = tmp_path / "gunicorn.log"
+    returncode = _run_until_exit(args, env, log)
+    output = log.read_text()
+    assert returncode != 0, output
+    assert "Configuration error: DJANGO_SECRET_KEY must be set" in output, output
+    # Checked in the master (on_starting): no worker is started, and no traceback.
+    assert "Booting worker" not in output and "Traceback" not in output, output
+
+
+def test_gunicorn_without_the_image_config_also_stops_on_a_configuration_error(tmp_path):
+    """Without the image's config (no on_starting check) the worker's exit status stops the arbiter."""
+    env = _clean_env(DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="maint.example.com", DJANGO_VAR_DIR=str(tmp_path))
+    args = [sys.executable, "-m", "gunicorn", "smartmaint.wsgi:application", "--bind", f"127.0.0.1:{free_port()}"]
+    log = tmp_path / "gunicorn.log"
+    returncode = _run_until_exit(args, env, log)
+    output = log.read_text()
+    assert returncode != 0, output
+    assert "Configuration error: DJANGO_SECRET_KEY must be set" in output, output
+    assert output.count("Booting worker") == 1, output
