@@ -199,8 +199,8 @@ class SensorSignal:
     # --- planning -------------------------------------------------------------
     def _degradation_start(self, rng: np.random.Generator) -> int | None:
         asset_rng = np.random.default_rng([self.seed, 1_000_000 + self.params.asset_number])
-        degrading = asset_rng.random() < DEGRADING_SHARE
-        if not degrading or not self.profile.degradation or self.count < 100:
+        draw = asset_rng.random()
+        if not self.profile.degradation or self.count < 100 or not _degrades(self.seed, self.params.asset_number, draw):
             return None
         return int(self.count * asset_rng.uniform(0.4, 0.75))
 
@@ -215,6 +215,11 @@ class SensorSignal:
             if len(faults) == wanted:
                 break
             kind = kinds[int(rng.integers(len(kinds)))]
+            if not faults:
+                # The first fault's kind follows the sensor number, so any len(kinds) sensors in a row show every
+                # kind (a fleet of 20 with about one fault each had no stuck value). Still drawn above, so the
+                # rest of the random stream is as it would be.
+                kind = kinds[(self.params.number - 1 + self.seed) % len(kinds)]
             shortest, longest, quality = FAULT_SHAPES[kind]
             length = int(rng.integers(shortest, longest + 1))
             first = int(rng.integers(1, max(2, self.count - length - 1)))
@@ -316,6 +321,19 @@ class SensorSignal:
         elif fault.kind == FaultKind.DRIFT:
             values[sel] += fault.magnitude * (index - fault.first + 1) / (fault.last - fault.first + 1)
         quality[sel] = fault.quality
+
+
+def _degrades(seed: int, asset_number: int, draw: float) -> bool:
+    """Does the asset degrade? A DEGRADING_SHARE of assets by chance, and at least one in every group of 4.
+
+    In each group of assets 1-4, 5-8, ... where chance picked none, the asset with the lowest draw degrades:
+    so the default fleet (5 assets) always has a degradation, for every seed, and the others stay as drawn.
+    """
+    if draw < DEGRADING_SHARE:
+        return True
+    group = range((asset_number - 1) // 4 * 4 + 1, (asset_number - 1) // 4 * 4 + 5)
+    draws = {number: np.random.default_rng([seed, 1_000_000 + number]).random() for number in group}
+    return min(draws.values()) >= DEGRADING_SHARE and min(draws, key=draws.get) == asset_number
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

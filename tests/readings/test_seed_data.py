@@ -21,7 +21,7 @@ from mlops.models import Alert, Anomaly, ScoringRun
 from mlops.services import alert_raise
 from readings.choices import FaultKind, FaultSource
 from readings.models import FaultLabel, Reading
-from readings.synthetic import FAULT_SHAPES, PROFILES
+from readings.synthetic import FAULT_SHAPES, PROFILES, SensorSignal, SignalParams, sensor_spec
 from sensors.choices import APIKeyScope, SensorType
 from sensors.models import APIKey, Asset, Sensor
 from tests.conftest import ROOT, run_manage, scratch_database, server_dsn, server_url
@@ -423,3 +423,24 @@ def test_reset_reports_each_kind_and_forgets_what_was_derived_from_the_seeded_da
     mixed.refresh_from_db()
     assert only_seeded.revoked and not mixed.revoked
     assert list(mixed.assets.all()) == [sensor.asset]
+
+
+@pytest.mark.django_db
+def test_the_default_fleet_has_every_fault_kind_the_generator_knows():
+    seed()
+    assert set(FaultLabel.objects.values_list("kind", flat=True)) == set(FaultKind)
+    assert set(FAULT_SHAPES) | {FaultKind.DEGRADATION} == set(FaultKind)
+
+
+@pytest.mark.parametrize("seed_value", [1, 2, 3, 42, 20240601])
+def test_every_seed_gives_every_fault_kind_at_the_default_size(seed_value):
+    end = np.datetime64("2026-06-01T12:00:00", "us")
+    kinds = set()
+    for number in range(1, 21):
+        spec = sensor_spec(number)
+        params = SignalParams(
+            number, spec.sensor_type, spec.asset.number, spec.profile.normal_min, spec.profile.normal_max
+        )
+        signal = SensorSignal(params, count=1000, end=end, interval=60, seed=seed_value, anomaly_rate=0.01)
+        kinds |= {kind for kind, *_ in signal.labels()}
+    assert kinds == set(FaultKind)
