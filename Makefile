@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PGLITE_DIR := tests/timescale
 
-.PHONY: run test lint services browser test-python test-timescale clean
+.PHONY: run quickstart test lint services browser test-python test-timescale clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,22 @@ $(PGLITE_DIR)/node_modules/.installed: $(PGLITE_DIR)/package.json $(PGLITE_DIR)/
 	cd $(PGLITE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The quick start: SQLite, local-memory cache, local files, all under var/.
-run: export DJANGO_DEBUG = true
-run: $(VENV)/.runtime
+# The quick start: SQLite, local-memory cache, local files, all under var/ (DJANGO_VAR_DIR).
+# var/quickstart.env turns debug on for the manage.py commands the README shows, run after this; settings
+# read it only without a DATABASE_URL, and var/ is in neither the image nor compose's .env.
+QUICKSTART_VAR_DIR = $(or $(DJANGO_VAR_DIR),var)
+
+quickstart: export DJANGO_DEBUG = true
+quickstart: $(VENV)/.runtime
+	mkdir -p "$(QUICKSTART_VAR_DIR)"
+	printf '%s\n' '# Written by `make run`: the quick start runs in debug mode (read without DATABASE_URL only).' \
+		'DJANGO_DEBUG=true' > "$(QUICKSTART_VAR_DIR)/quickstart.env"
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py seed_data --if-empty
+
+run: export DJANGO_DEBUG = true
+run: quickstart
 	@echo
 	@echo "  Smart Maintenance admin: http://127.0.0.1:8000/admin/"
 	@echo

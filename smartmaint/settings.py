@@ -23,6 +23,14 @@ if (BASE_DIR / ".env").is_file():
 # Local state of the embedded defaults: the SQLite database, media, the local MLflow store.
 VAR_DIR = env.path("DJANGO_VAR_DIR", default=BASE_DIR / "var")
 
+# The quick start's own settings (DJANGO_DEBUG=true), written there by `make run`, so that the README's
+# manage.py commands run as written afterwards. Read only on the embedded SQLite default (no DATABASE_URL),
+# and after the environment and .env, which win: a deployment (a DATABASE_URL always; var/ is never in the
+# image nor in .env, which docker compose reads) cannot pick it up by accident.
+QUICKSTART_ENV = Path(VAR_DIR) / "quickstart.env"
+if not env.str("DATABASE_URL", default="") and QUICKSTART_ENV.is_file():
+    env.read_env(QUICKSTART_ENV)
+
 # --- Core ------------------------------------------------------------------
 # Production mode is the default: a forgotten variable never exposes debug
 # pages or an insecure key. `make run` and the test suite turn debug on.
@@ -32,7 +40,12 @@ if DEBUG:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production-8f3k2")
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 else:
-    require(env, ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"], reason="when DJANGO_DEBUG is false (production mode)")
+    require(
+        env,
+        ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"],
+        reason="when DJANGO_DEBUG is false (production mode); to run locally, set DJANGO_DEBUG=true or run "
+        "`make run` first (it turns debug on for the manage.py commands run after it too)",
+    )
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
