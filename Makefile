@@ -50,9 +50,9 @@ services:
 browser:
 	.ci/browser
 
+# Both checks run even when the first fails.
 lint: $(VENV)/.test
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@status=0; $(BIN)/ruff check . || status=1; $(BIN)/ruff format --check . || status=1; exit $$status
 
 # PostgreSQL and Redis on this machine (see README, "Tests").
 test-python: $(VENV)/.test services browser
@@ -62,7 +62,22 @@ test-python: $(VENV)/.test services browser
 test-timescale: $(VENV)/.test $(PGLITE_DIR)/node_modules/.installed
 	$(BIN)/python $(PGLITE_DIR)/server.py -- $(BIN)/python -m pytest $(PGLITE_DIR)
 
-test: lint test-python test-timescale
+# Every suite runs, whatever an earlier one did; then the failed ones are named and make fails (exit 1), so
+# one failing suite never hides another. A suite fails on any non-zero status, pytest's 5 (no tests
+# collected) included. The suites run as sub-makes of this same makefile (firstword of MAKEFILE_LIST).
+TEST_SUITES ?= lint test-python test-timescale
+
+test:
+	@failed=""; \
+	for suite in $(TEST_SUITES); do \
+		echo "=== make test: $$suite"; \
+		$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $$suite || failed="$$failed $$suite"; \
+	done; \
+	if [ -n "$$failed" ]; then \
+		echo "=== make test: FAILED:$$failed (of: $(TEST_SUITES))" >&2; \
+		exit 1; \
+	fi; \
+	echo "=== make test: all suites passed ($(TEST_SUITES))"
 
 clean:
 	rm -rf $(VENV) $(PGLITE_DIR)/node_modules static/vendor/node_modules .pytest_cache .ruff_cache
