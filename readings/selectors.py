@@ -166,6 +166,11 @@ _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 
 
+def fault_labels_list(*, sensors: QuerySet[Sensor]) -> QuerySet[FaultLabel]:
+    """Fault labels of ``sensors`` (those the caller may see), with what a list shows of sensor and asset."""
+    return FaultLabel.objects.filter(sensor__in=sensors).select_related("sensor", "sensor__asset")
+
+
 def register_chart_marks(provider: Callable[..., list[dict]]) -> Callable[..., list[dict]]:
     """Add a source of chart marks (usable as a decorator; registering twice adds it once)."""
     if provider not in _chart_mark_providers:

@@ -4,13 +4,22 @@ from django.conf import settings
 from rest_framework import serializers
 
 from readings.aggregates import AGGREGATES, BUCKETS
-from readings.models import Reading
+from readings.models import FaultLabel, Reading
 
 
 class ReadingSerializer(serializers.ModelSerializer):
     class Meta:
         model = Reading
         fields = ["time", "value", "quality"]
+
+
+class FaultLabelSerializer(serializers.ModelSerializer):
+    sensor_id = serializers.CharField(source="sensor.sensor_id")
+    asset_code = serializers.CharField(source="sensor.asset.code")
+
+    class Meta:
+        model = FaultLabel
+        fields = ["id", "sensor_id", "asset_code", "kind", "start", "end", "source", "created_at"]
 
 
 class IngestItemSerializer(serializers.Serializer):

@@ -9,4 +9,5 @@ urlpatterns = [
     path("sensors/<sensor_id:sensor_id>/aggregates", views.SensorAggregatesView.as_view(), name="sensor-aggregates"),
     path("sensors/<sensor_id:sensor_id>/latest", views.SensorLatestView.as_view(), name="sensor-latest"),
     path("fleet/status", views.FleetStatusView.as_view(), name="fleet-status"),
+    path("fault-labels", views.FaultLabelListView.as_view(), name="fault-label-list"),
 ]

@@ -1,4 +1,5 @@
-"""Readings API: ingest, ranges (JSON with cursor pagination, or streamed CSV), aggregates, latest, fleet status."""
+"""Readings API: ingest, ranges (JSON with cursor pagination, or streamed CSV), aggregates, latest, fleet status,
+fault labels."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from readings.api.renderers import CSVRenderer
 from readings.api.serializers import (
     AggregateQuerySerializer,
     AggregatesResponseSerializer,
+    FaultLabelSerializer,
     FleetStatusSerializer,
     IngestBatchSerializer,
     IngestResponseSerializer,
@@ -30,7 +32,8 @@ from readings.api.serializers import (
     ReadingSerializer,
 )
 from readings.exports import ExportsBusy, readings_csv_response
-from readings.selectors import fleet_status, readings_in_range
+from readings.filtersets import FaultLabelFilterSet
+from readings.selectors import fault_labels_list, fleet_status, readings_in_range
 from readings.services import readings_ingest
 from sensors.api.permissions import CanIngest, CanReadReadings, request_key
 from sensors.models import Sensor
@@ -290,3 +293,31 @@ class FleetStatusView(SensorMixin, APIView):
         counts["out_of_range"] = sum(1 for state in states if state["out_of_range"])
         counts["total"] = len(states)
         return Response({"generated_at": timezone.now(), "counts": counts, "sensors": states})
+
+
+@extend_schema(
+    summary="Ground truth: periods in which a sensor's signal is known to be faulty (injected by seed_data or "
+    "labelled by staff), oldest first",
+    parameters=[
+        OpenApiParameter(
+            "ordering", OpenApiTypes.STR, enum=["start", "-start", "end", "-end"], description="Default: start."
+        )
+    ],
+)
+class FaultLabelListView(generics.ListAPIView):
+    """For integrators who evaluate their own models: the labels of the sensors the caller may see."""
+
+    permission_classes = [CanReadReadings]
+    serializer_class = FaultLabelSerializer
+    filterset_class = FaultLabelFilterSet
+    ordering_fields = ["start", "end"]
+    ordering = ["start"]
+
+    def get_queryset(self):
+        return fault_labels_list(sensors=sensors_visible(key=request_key(self.request)))
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        # Labels of different sensors share start times: the primary key breaks ties, so that limit/offset
+        # pages neither repeat nor skip a label.
+        return queryset.order_by(*queryset.query.order_by, "pk")
