@@ -12,6 +12,7 @@ from readings.models import Reading
 from readings.services import readings_before
 from readings.timescale import HOURLY_VIEW, READINGS_TABLE
 from smartmaint.doctor import FAIL, OK, SKIP, Result, bounded, fetch, guarded, listed
+from smartmaint.preflight import extension_problem
 
 # --- TimescaleDB ---------------------------------------------------------------------------------
 
@@ -40,6 +41,15 @@ def check_extension(connection: BaseDatabaseWrapper, timeout: float) -> tuple[Re
     if installed:
         return Result("timescaledb", OK, f"timescaledb {installed[0][0]} installed (TIMESCALEDB={mode})"), True
     on_server = f"; version {available[0][0]} is available on the server" if available else ""
+    # migrate creates the extension itself, so the role must be allowed to (see smartmaint.preflight).
+    problem = extension_problem(connection, "timescaledb") if available else None
+    if problem:
+        return Result(
+            "timescaledb",
+            FAIL,
+            f"not installed in this database (TIMESCALEDB={mode}){on_server}, but {problem[0]}",
+            f"{problem[1]}, then manage.py migrate; or set TIMESCALEDB=off to use plain PostgreSQL tables.",
+        ), False
     if mode == "required":
         if available:
             remedy = (

@@ -23,7 +23,14 @@ class SmartmaintConfig(AppConfig):
             name="migrations",
             order=30,
             requires=["database"],
-            skip_names=["migrations_table", "unapplied_migrations", "ghost_migrations", "legacy_migrations_table"],
+            skip_names=[
+                "migrations_table",
+                "table_conflicts",
+                "migrate_privileges",
+                "unapplied_migrations",
+                "ghost_migrations",
+                "legacy_migrations_table",
+            ],
         )
         doctor.register(doctor_checks.check_cache, name="redis", order=50)
         doctor.register(doctor_checks.check_s3, name="s3", order=60)

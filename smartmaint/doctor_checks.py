@@ -9,15 +9,15 @@ import math
 import socket
 import time
 import uuid
-from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import caches
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
+from smartmaint import preflight
 from smartmaint.doctor import (
     FAIL,
     OK,
@@ -32,7 +32,7 @@ from smartmaint.doctor import (
     redact,
     within,
 )
-from smartmaint.migrations_table import LEGACY_TABLE, ghost_migrations
+from smartmaint.migrations_table import LEGACY_TABLE, Adoption, ghost_migrations, plan_adoption, project_apps
 
 # Probe objects are written under this prefix and deleted at once.
 S3_PROBE_PREFIX = "smartmaint-doctor/"
@@ -94,54 +94,153 @@ def check_database(connection: BaseDatabaseWrapper, timeout: float) -> Result:
 # --- Migrations ----------------------------------------------------------------------------------
 
 
-def _project_apps() -> set[str]:
-    """Labels of this project's own apps (top-level packages of the project, not Django's or third parties')."""
-    base = Path(settings.BASE_DIR).resolve()
-    return {config.label for config in apps.get_app_configs() if Path(config.path).resolve().parent == base}
+def _other_tables(connection: BaseDatabaseWrapper, existing: set[str]) -> list[str]:
+    """Tables here that no installed app's migrations make (a system this one replaces, MLflow, others)."""
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    ours = set(preflight.tables_created_by(list(loader.disk_migrations.values()), connection))
+    ours |= {MigrationRecorder.Migration._meta.db_table, LEGACY_TABLE}
+    # Objects a migration makes in code (readings' continuous aggregate) carry their app's prefix.
+    prefixes = tuple(f"{config.label}_" for config in apps.get_app_configs())
+    return sorted(name for name in existing - ours if not name.startswith(prefixes))
+
+
+def _legacy_result(connection: BaseDatabaseWrapper, adoption: Adoption | None, recorded: int) -> Result:
+    """The leftover django_migrations line, in the words migrate uses for what it does with that table."""
+    table = MigrationRecorder.Migration._meta.db_table
+    qn = connection.ops.quote_name
+    check = "legacy_migrations_table"
+    another = f"{LEGACY_TABLE} exists but records none of this project's apps (another application's)"
+    if adoption is not None:
+        # Our table is missing or empty: this is what the next migrate does with it.
+        if adoption.foreign:
+            return Result(check, OK, f"{another}; migrate leaves it alone")
+        if adoption.adopt:
+            then = (
+                f"drops {LEGACY_TABLE} (nothing else is in it)"
+                if adoption.drop
+                else f"leaves {LEGACY_TABLE} in place with all its records: {adoption.describe_left()}"
+            )
+            return Result(
+                check,
+                FAIL,
+                f"{LEGACY_TABLE} holds {len(adoption.adopt)} record(s) of {', '.join(adoption.adopted_apps)} "
+                f"not yet in {table}",
+                f"Run manage.py migrate: it adopts them into {table} and {then}.",
+            )
+        return Result(
+            check,
+            FAIL,
+            f"{LEGACY_TABLE} holds records that do not match this database, so migrate adopts none of them: "
+            f"{adoption.describe_left()}",
+            f"Run manage.py migrate: it builds the missing tables and leaves {LEGACY_TABLE} alone; "
+            f"DROP TABLE {LEGACY_TABLE}; once no application uses it.",
+        )
+    apps_there = {app for (app,) in fetch(connection, f"SELECT DISTINCT app FROM {qn(LEGACY_TABLE)}")}
+    ours = sorted(apps_there & project_apps())
+    if not ours:
+        # A database shared with another Django application: its history, not ours.
+        return Result(check, OK, another)
+    others = sorted(apps_there - {config.label for config in apps.get_app_configs()})
+    if others:
+        return Result(
+            check,
+            OK,
+            f"{LEGACY_TABLE} also holds records of {', '.join(others)} (not installed here), so migrate left it "
+            f"in place; this project's history is in {table}",
+        )
+    return Result(
+        check,
+        FAIL,
+        f"leftover {LEGACY_TABLE} with records of {', '.join(ours)} beside {table}",
+        f"Something migrated with the old table name (an older release, or MIGRATIONS_TABLE unset); "
+        f"check that {table} holds the full history, then DROP TABLE {LEGACY_TABLE};",
+    )
 
 
 def check_migrations(connection: BaseDatabaseWrapper, timeout: float) -> list[Result]:
     table = MigrationRecorder.Migration._meta.db_table
-    migrate = "Run manage.py migrate."
     results = []
     with bounded(connection, timeout):
-        tables = set(connection.introspection.table_names())
+        tables = preflight.existing_tables(connection)
         has_table = table in tables
         recorded = MigrationRecorder(connection).migration_qs.count() if has_table else 0
         legacy = table != LEGACY_TABLE and LEGACY_TABLE in tables
+        adoption = plan_adoption(connection)
+        pending = preflight.pending_migrations(connection, adoption)
+        conflicts = preflight.table_conflicts(connection, adoption)
+        granted = preflight.privileges(connection)
+        problem = preflight.privilege_problem(connection, len(preflight.tables_created_by(pending, connection)))
+        blocked = [name for name, found in (("table_conflicts", conflicts), ("migrate_privileges", problem)) if found]
+        migrate = (
+            f"Fix what the {' and '.join(blocked)} {'lines say' if len(blocked) > 1 else 'line says'} first, "
+            "then run manage.py migrate."
+            if blocked
+            else "Run manage.py migrate."
+        )
 
         if has_table:
             results.append(Result("migrations_table", OK, f"{table} holds {recorded} record(s)"))
         else:
-            adopt = f" (it adopts the records of {LEGACY_TABLE})" if legacy else ""
+            adopt = f" (it adopts the records of {LEGACY_TABLE})" if adoption is not None and adoption.adopt else ""
             results.append(
                 Result(
                     "migrations_table",
                     FAIL,
                     f"{table} (MIGRATIONS_TABLE) does not exist: this database was never migrated under that name",
-                    f"Run manage.py migrate{adopt}; if the history is in another table, set MIGRATIONS_TABLE to it.",
+                    f"{migrate.removesuffix('.')}{adopt}; if the history is in another table, "
+                    "set MIGRATIONS_TABLE to it.",
                 )
             )
 
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        pending = [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
-        if pending and not has_table:
-            results.append(Result("unapplied_migrations", FAIL, f"all {len(pending)}: no migration history", migrate))
-        elif pending:
-            results.append(Result("unapplied_migrations", FAIL, f"{len(pending)}: {listed(pending)}", migrate))
+        if conflicts:
+            results.append(
+                Result(
+                    "table_conflicts",
+                    FAIL,
+                    preflight.conflict_report(conflicts, connection),
+                    preflight.conflict_remedy(),
+                )
+            )
+        else:
+            others = _other_tables(connection, tables)
+            note = f"; {len(others)} other table(s) here are not this project's, left alone: {listed(others)}"
+            results.append(Result("table_conflicts", OK, "none" + (note if others else "")))
+
+        if granted is None:
+            results.append(Result("migrate_privileges", SKIP, f"{connection.display_name}: no roles to check"))
+        elif problem:
+            results.append(Result("migrate_privileges", FAIL, problem[0], problem[1]))
+        elif granted.may_create_tables:
+            results.append(
+                Result("migrate_privileges", OK, f"role {granted.user} may create tables in schema {granted.schema}")
+            )
+        else:
+            results.append(
+                Result(
+                    "migrate_privileges",
+                    OK,
+                    f"role {granted.user} may not create tables in schema {granted.schema}, "
+                    "but every table migrate makes exists",
+                )
+            )
+
+        names = [f"{migration.app_label}.{migration.name}" for migration in pending]
+        if names and not has_table and (adoption is None or not adoption.adopt):
+            results.append(Result("unapplied_migrations", FAIL, f"all {len(names)}: no migration history", migrate))
+        elif names:
+            results.append(Result("unapplied_migrations", FAIL, f"{len(names)}: {listed(names)}", migrate))
         else:
             results.append(Result("unapplied_migrations", OK, "none"))
 
         ghosts = ghost_migrations(connection)
         if ghosts:
-            names = [f"{app}.{name}" for app, name in ghosts]
+            ghost_names = [f"{app}.{name}" for app, name in ghosts]
             prune = "; ".join(f"manage.py migrate {app} --prune" for app in sorted({app for app, _ in ghosts}))
             results.append(
                 Result(
                     "ghost_migrations",
                     FAIL,
-                    f"{len(names)} recorded as applied but missing from the code: {listed(names)}",
+                    f"{len(ghost_names)} recorded as applied but missing from the code: {listed(ghost_names)}",
                     f"Deploy the release that has them; if they were removed on purpose: {prune}",
                 )
             )
@@ -153,34 +252,7 @@ def check_migrations(connection: BaseDatabaseWrapper, timeout: float) -> list[Re
         elif not legacy:
             results.append(Result("legacy_migrations_table", OK, f"no {LEGACY_TABLE} table"))
         else:
-            qn = connection.ops.quote_name
-            apps_there = {app for (app,) in fetch(connection, f"SELECT DISTINCT app FROM {qn(LEGACY_TABLE)}")}
-            ours = sorted(apps_there & _project_apps())
-            if not ours:
-                # A database shared with another Django application: its history, not ours.
-                results.append(
-                    Result(
-                        "legacy_migrations_table",
-                        OK,
-                        f"{LEGACY_TABLE} exists but records none of this project's apps (another application's)",
-                    )
-                )
-            else:
-                if recorded:
-                    remedy = (
-                        f"Something migrated with the old table name (an older release, or MIGRATIONS_TABLE unset); "
-                        f"check that {table} holds the full history, then DROP TABLE {LEGACY_TABLE};"
-                    )
-                else:
-                    remedy = f"Run manage.py migrate: it adopts the records into {table} and drops {LEGACY_TABLE}."
-                results.append(
-                    Result(
-                        "legacy_migrations_table",
-                        FAIL,
-                        f"leftover {LEGACY_TABLE} with records of {', '.join(ours)} beside {table}",
-                        remedy,
-                    )
-                )
+            results.append(_legacy_result(connection, adoption, recorded))
     return results
 
 

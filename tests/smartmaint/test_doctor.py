@@ -55,6 +55,8 @@ def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_se
         "timescaledb": "OK",
         "hypertable": "SKIP",
         "migrations_table": "OK",
+        "table_conflicts": "OK",
+        "migrate_privileges": "OK",
         "unapplied_migrations": "OK",
         "ghost_migrations": "OK",
         "legacy_migrations_table": "OK",
@@ -247,5 +249,13 @@ def test_an_unreachable_database_fails_fast_and_skips_what_needs_it(tmp_path):
     results = {row["check"]: row for row in json.loads(result.stdout)}
     assert results["database"]["status"] == "FAIL"
     assert "DATABASE_URL" in results["database"]["remedy"]
-    for check in ("timescaledb", "migrations_table", "unapplied_migrations", "ghost_migrations", "champion_models"):
+    for check in (
+        "timescaledb",
+        "migrations_table",
+        "table_conflicts",
+        "migrate_privileges",
+        "unapplied_migrations",
+        "ghost_migrations",
+        "champion_models",
+    ):
         assert results[check]["status"] == "SKIP", check
