@@ -14,6 +14,8 @@ class FleetAdminSite(admin.AdminSite):
     site_title = "Smart Maintenance"
     index_title = "Fleet dashboard"
     index_template = "admin/fleet_dashboard.html"
+    # No "View site" link: the console is the site (/ redirects here), and there is no public front end.
+    site_url = None
     # The console's lists and charts need the width more than a second copy of the app list (the index has it).
     enable_nav_sidebar = False
 

@@ -1,13 +1,20 @@
-"""Project-level API views: JSON 404s for unknown API URLs, and JWT views with their 401 documented."""
+"""Project-level API views: the API root, JSON 404s for unknown API URLs, and JWT views with their 401
+documented."""
+
+from functools import cache
 
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.defaults import page_not_found as html_page_not_found
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from drf_standardized_errors.handler import exception_handler
 from drf_standardized_errors.openapi_serializers import ClientErrorEnum
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
 from smartmaint.lockout import LoginLockedOut
@@ -89,3 +96,58 @@ class SwaggerUIView(SpectacularSwaggerSplitView):
     """
 
     template_name = "api/swagger_ui.html"
+
+
+API_PREFIX = "/api/v1/"
+METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@cache
+def api_endpoints() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(path, methods) of every endpoint the schema documents, from the URLconf (it does not change while the
+    process runs): new endpoints appear without editing a list, and the root never links what the schema
+    leaves out (itself, the schema)."""
+    from drf_spectacular.generators import EndpointEnumerator, SchemaGenerator
+
+    generator = SchemaGenerator()
+    methods: dict[str, set[str]] = {}
+    for path, _regex, method, callback in EndpointEnumerator().get_api_endpoints():
+        if not path.startswith(API_PREFIX) or callback.cls is SpectacularAPIView:
+            continue
+        # As the schema generator decides: on a view instance, with extend_schema(exclude=True) honoured.
+        view = generator.create_view(callback, method)
+        if view.schema is not None and not view.schema.is_excluded():
+            # {pk} named as in the schema ({id}).
+            methods.setdefault(generator.coerce_path(path, method, view), set()).add(method)
+    return tuple(
+        (path, tuple(sorted(found, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))))
+        for path, found in sorted(methods.items())
+    )
+
+
+@extend_schema(exclude=True)
+class APIRootView(APIView):
+    """The API's entry point: where the docs and the schema are, and every endpoint with its methods.
+
+    Open to anyone, like the schema and the docs it points to: it lists paths, never data. Paths with
+    parameters (``{sensor_id}``) are templates, so only the others get a ``url`` to follow. Left out of the
+    schema: it is navigation, not an operation a client integrates.
+    """
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    def get(self, request, *args, **kwargs):
+        endpoints = []
+        for path, methods in api_endpoints():
+            entry = {"path": path, "methods": list(methods)}
+            if "{" not in path:
+                entry["url"] = request.build_absolute_uri(path)
+            endpoints.append(entry)
+        return Response(
+            {
+                "docs": request.build_absolute_uri(reverse("api-docs")),
+                "schema": request.build_absolute_uri(reverse("v1:schema")),
+                "endpoints": endpoints,
+            }
+        )
