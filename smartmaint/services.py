@@ -22,3 +22,22 @@ def user_tokens_revoke(*, user: AbstractBaseUser) -> int:
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
     )
     return len(revoked)
+
+
+@transaction.atomic
+def admin_password_reset(*, username: str, password: str) -> int:
+    """Give the superuser ``username`` a new password and lift its sign-in lockout; returns how many counted
+    failed sign-ins were cleared. Raises ``LookupError`` when there is no such superuser.
+
+    A forgotten password usually comes with a lockout (django-axes counted the guesses), so both go together.
+    Saving the new password also ends the user's API sessions (smartmaint.password_validation).
+    """
+    from axes.utils import reset as axes_reset
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.select_for_update().filter(username=username, is_superuser=True).first()
+    if user is None:
+        raise LookupError(username)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return axes_reset(username=username)
