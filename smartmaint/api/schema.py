@@ -22,17 +22,18 @@ class AutoSchema(StandardizedErrorsAutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions=bypass_extensions)
-        # DRF strips a CharField's value before its blank check, so "   " is refused as blank: the schema says
-        # "at least one non-whitespace character", not only minLength 1 (COMPONENT_SPLIT_REQUEST adds that).
         if (
             direction == "request"
             and isinstance(field, serializers.CharField)
-            and not field.allow_blank
-            and field.trim_whitespace
             and isinstance(schema, dict)
             and schema.get("type") == "string"
             and "pattern" not in schema
             and "enum" not in schema
         ):
-            schema["pattern"] = r"\S"
+            # DRF refuses NUL characters in every CharField, and strips the value before its blank check, so
+            # "   " is blank: the pattern says both (COMPONENT_SPLIT_REQUEST adds minLength 1 for non-blank).
+            if not field.allow_blank and field.trim_whitespace:
+                schema["pattern"] = r"^[^\x00]*[^\s\x00][^\x00]*$"
+            else:
+                schema["pattern"] = r"^[^\x00]*$"
         return schema
