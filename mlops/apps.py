@@ -18,8 +18,14 @@ class MlopsConfig(AppConfig):
         # seed_data --reset (in readings) also deletes what scoring derived from the seeded readings.
         register_seed_reset(scoring_forget)
 
+        from django.db.models.signals import post_migrate
+
         from mlops import doctor as checks
+        from mlops import local_store
         from smartmaint import doctor
+
+        # migrate (and so make run) builds the embedded MLflow store before anyone uses it.
+        post_migrate.connect(local_store.create_on_migrate, sender=self, dispatch_uid="mlops_local_mlflow_store")
 
         doctor.register(checks.check_mlflow, name="mlflow", order=70, unavailable="MLflow cannot be reached")
         doctor.register(checks.check_champions, name="champion_models", order=80, requires=["database", "mlflow"])

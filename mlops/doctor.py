@@ -11,7 +11,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from smartmaint.doctor import FAIL, OK, SKIP, Result, bounded, elapsed_ms, first_line, redact, within
+from mlops import local_store
+from smartmaint.doctor import FAIL, OK, SKIP, CheckTimeout, Result, bounded, elapsed_ms, first_line, redact, within
 
 # --- MLflow --------------------------------------------------------------------------------------
 
@@ -30,15 +31,60 @@ def _probe_mlflow() -> str:
     return elapsed_ms(start)
 
 
+def _local_remedy(exc: BaseException, timeout: float) -> str:
+    """What to do about a local store that exists and is whole but does not open, by cause."""
+    message = str(exc).lower()
+    where = ", ".join(str(path) for path in local_store.store_paths())
+    if isinstance(exc, CheckTimeout):
+        return (
+            f"The local store {where} did not answer within {timeout:g} s: another process may be writing to it "
+            "(train_models), or the machine is very busy; retry later or with a longer --timeout."
+        )
+    if "out-of-date database schema" in message:
+        return f"Take a backup of {where}, then run: mlflow db upgrade {settings.MLFLOW_TRACKING_URI}"
+    if isinstance(exc, PermissionError) or any(
+        text in message for text in ("readonly database", "unable to open database file", "permission denied")
+    ):
+        return f"Let this user read and write {where} and its directory (or point MLFLOW_TRACKING_URI elsewhere)."
+    return (
+        f"The local store {where} does not open: see the message (a damaged file can be moved aside, "
+        "then manage.py migrate builds a new one)."
+    )
+
+
 def check_mlflow(connection: BaseDatabaseWrapper, timeout: float) -> Result:
     uri = redact(settings.MLFLOW_TRACKING_URI)
     local = _mlflow_is_local()
+    # Loaded before the clock starts: the limit is for MLflow's answer, not for importing the library
+    # (3.5-60 s on a busy machine).
+    import mlflow.tracking  # noqa: F401
+
+    paths = local_store.store_paths()
+    if paths:
+        default = " (the default, MLFLOW_TRACKING_URI is not set)" if local_store.is_default() else ""
+        # Never built here: the doctor must not leave a half-made store behind when its deadline passes.
+        for path in paths:
+            found = within(timeout, local_store.state, path)
+            if found == local_store.MISSING:
+                return Result(
+                    "mlflow",
+                    FAIL,
+                    f"local store {path}{default} is not created yet",
+                    "Run manage.py migrate: it creates the local MLflow store (once, in about 15 s).",
+                )
+            if found == local_store.INCOMPLETE:
+                return Result(
+                    "mlflow",
+                    FAIL,
+                    f"local store {path}{default} is incomplete: its creation was cut off halfway",
+                    "Run manage.py migrate: it moves the incomplete file aside and creates the store again.",
+                )
     try:
         took = within(timeout, _probe_mlflow)
     except Exception as exc:
         remedy = (
-            "Check that the path of MLFLOW_TRACKING_URI is writable by this user."
-            if local
+            _local_remedy(exc, timeout)
+            if paths
             else "Start the MLflow server or fix MLFLOW_TRACKING_URI (and MLFLOW_REGISTRY_URI)."
         )
         return Result("mlflow", FAIL, f"{uri}: {first_line(exc)}", remedy)
