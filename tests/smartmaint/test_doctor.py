@@ -17,8 +17,13 @@ from tests.services import S3_ENV, free_port
 
 
 def doctor(*args: str) -> tuple[dict[str, dict], int]:
-    """Run the doctor in-process with --json: its results by check name, and its exit code."""
+    """Run the doctor in-process with --json: its results by check name, and its exit code.
+
+    A generous --timeout unless the test sets one: what passes must not depend on how busy the machine is.
+    """
     out = StringIO()
+    if "--timeout" not in args:
+        args = ("--timeout", "120", *args)
     try:
         call_command("doctor", "--json", *args, stdout=out)
         code = 0
@@ -217,8 +222,9 @@ def test_ghost_records_and_a_leftover_django_migrations_fail_in_lines_and_json(s
         # What an older release (plain django_migrations) leaves behind when run against this database.
         conn.execute("CREATE TABLE django_migrations AS SELECT * FROM smartmaint_migrations")
 
-    lines = run_manage("doctor", env=env)
-    as_json = run_manage("doctor", "--json", env=env)
+    # migrate built the local MLflow store; a generous limit, so that a busy machine cannot fail the mlflow line.
+    lines = run_manage("doctor", "--timeout", "120", env=env)
+    as_json = run_manage("doctor", "--json", "--timeout", "120", env=env)
 
     assert lines.returncode == as_json.returncode == 1
     assert "Traceback" not in lines.stderr + as_json.stderr
@@ -235,7 +241,8 @@ def test_ghost_records_and_a_leftover_django_migrations_fail_in_lines_and_json(s
     assert "DROP TABLE django_migrations" in results["legacy_migrations_table"]["remedy"]
     assert results["migrations_table"]["status"] == "OK"
     assert results["unapplied_migrations"]["status"] == "OK"
-    # run_manage drops REDIS_URL: the local-memory cache has nothing to reach; the local MLflow store opens.
+    # run_manage drops REDIS_URL: the local-memory cache has nothing to reach; the local MLflow store (made by
+    # migrate) opens.
     assert results["redis"]["status"] == "SKIP"
     assert results["mlflow"]["status"] == "OK" and "local store" in results["mlflow"]["detail"]
     assert "-> Run manage.py migrate sensors --prune" not in lines.stdout
