@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
@@ -63,9 +64,15 @@ def readings_csv_lines(parts: Iterable[tuple[str, QuerySet]]) -> Iterator[str]:
     """The header, then the readings of each (sensor_id, readings) part, in the readings' own order."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
-    for sensor_id, readings in parts:
-        for time, value, quality in readings.values_list("time", "value", "quality").iterator(chunk_size=CSV_CHUNK):
-            yield writer.writerow([sensor_id, time.isoformat(), repr(value), repr(quality)])
+    # In a transaction, the server-side cursor behind iterator() fetches CSV_CHUNK rows at a time. Outside one
+    # (autocommit) Django declares it WITH HOLD, and PostgreSQL then runs the whole query inside the DECLARE:
+    # a ten-year export would be one statement, cut off by DATABASE_STATEMENT_TIMEOUT. Read-only, so nothing is
+    # held but a snapshot; a client that goes away closes the generator and so ends the transaction.
+    with transaction.atomic():
+        for sensor_id, readings in parts:
+            rows = readings.values_list("time", "value", "quality").iterator(chunk_size=CSV_CHUNK)
+            for time, value, quality in rows:
+                yield writer.writerow([sensor_id, time.isoformat(), repr(value), repr(quality)])
 
 
 def readings_csv_response(*, parts: Iterable[tuple[str, QuerySet]], filename: str) -> StreamingHttpResponse:
