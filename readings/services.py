@@ -546,13 +546,34 @@ def fleet_seed(
 
 def _stored(*, sensor_pk: int, times: np.ndarray, using: str) -> np.ndarray:
     """One flag per time in ``times`` (ascending): is a reading of the sensor already stored at it?"""
-    stored = (
-        Reading.objects.using(using)
-        .filter(sensor_id=sensor_pk, time__gte=_aware(times[0]), time__lte=_aware(times[-1]))
-        .values_list("time", flat=True)
-    )
-    found = np.array([moment.astimezone(UTC).replace(tzinfo=None) for moment in stored], dtype="datetime64[us]")
-    return np.isin(times.astype("datetime64[us]"), found)
+    times = times.astype("datetime64[us]")
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        # Rows are only fetched for a block that is partly stored (a top-up's edge): a rerun over a million
+        # stored readings took 23 s instead of 3 s when every stored time came back as a datetime. The count
+        # is of readings on this block's grid of times, so readings ingested in between cannot fake a match.
+        first = int(times[0].astype(np.int64))
+        step = int((times[1] - times[0]).astype(np.int64)) if len(times) > 1 else 1
+        where = (
+            f"FROM {READINGS_TABLE} WHERE sensor_id = %s AND time >= %s AND time <= %s "
+            "AND mod((extract(epoch FROM time) * 1000000)::bigint - %s, %s) = 0"
+        )
+        params = [sensor_pk, _aware(times[0]), _aware(times[-1]), first, step]
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) {where}", params)
+            [count] = cursor.fetchone()
+            if count in (0, len(times)):
+                return np.full(len(times), bool(count))
+            cursor.execute(f"SELECT (extract(epoch FROM time) * 1000000)::bigint {where}", params)
+            found = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64).astype("datetime64[us]")
+    else:
+        stored = (
+            Reading.objects.using(using)
+            .filter(sensor_id=sensor_pk, time__gte=_aware(times[0]), time__lte=_aware(times[-1]))
+            .values_list("time", flat=True)
+        )
+        found = np.array([moment.astimezone(UTC).replace(tzinfo=None) for moment in stored], dtype="datetime64[us]")
+    return np.isin(times, found)
 
 
 def _move_anchor(*, fleet: list[Sensor], end: datetime, using: str) -> None:
