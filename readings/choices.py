@@ -14,3 +14,4 @@ class FaultKind(models.TextChoices):
 class FaultSource(models.TextChoices):
     SEED = "seed", "Injected by seed_data"
     MANUAL = "manual", "Labelled by staff"
+    IMPORT = "import", "Imported with readings (import_readings)"
