@@ -45,7 +45,13 @@ def _half_made(path):
 
 
 def test_migrate_builds_the_store_whole_and_sets_a_half_made_one_aside(scratch_db, tmp_path):
-    env = {"DATABASE_URL": server_url(scratch_db), "DJANGO_VAR_DIR": str(tmp_path)}
+    # The embedded default, whatever MLflow server other tests exported to the environment.
+    env = {
+        "DATABASE_URL": server_url(scratch_db),
+        "DJANGO_VAR_DIR": str(tmp_path),
+        "MLFLOW_TRACKING_URI": "",
+        "MLFLOW_REGISTRY_URI": "",
+    }
     _half_made(tmp_path / "mlflow.db")
 
     before = json.loads(run_manage("doctor", "--json", "--timeout", "120", env=env).stdout)

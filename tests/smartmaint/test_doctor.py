@@ -214,7 +214,13 @@ def _lines(stdout: str) -> dict[str, str]:
 
 
 def test_ghost_records_and_a_leftover_django_migrations_fail_in_lines_and_json(scratch_db, tmp_path):
-    env = {"DATABASE_URL": server_url(scratch_db), "DJANGO_VAR_DIR": str(tmp_path)}
+    env = {
+        "DATABASE_URL": server_url(scratch_db),
+        "DJANGO_VAR_DIR": str(tmp_path),
+        # The embedded default, whatever MLflow server other tests exported to the environment.
+        "MLFLOW_TRACKING_URI": "",
+        "MLFLOW_REGISTRY_URI": "",
+    }
     migrated = run_manage("migrate", "--no-input", env=env)
     assert migrated.returncode == 0, migrated.stderr
     with psycopg.connect(server_dsn(scratch_db)) as conn:
