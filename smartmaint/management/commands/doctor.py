@@ -10,7 +10,8 @@ from smartmaint.doctor import DEFAULT_TIMEOUT, FAIL, OK, SKIP, run_checks
 class Command(BaseCommand):
     help = (
         "Check every dependency: the database (latency, version), TimescaleDB and the readings hypertable's "
-        "policies, the migrations table (unapplied, ghost and leftover records), Redis, the S3 bucket (put, get, "
+        "policies, the migrations table (unapplied, ghost and leftover records), tables migrate would create that "
+        "exist already and the privileges it needs, Redis, the S3 bucket (put, get, "
         "delete of a probe object), MLflow and a champion model per sensor type, and the SMTP host. Prints one "
         "line per check, OK, FAIL with a remedy, or SKIP when the dependency is not configured; exits non-zero "
         "on any FAIL."
