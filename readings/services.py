@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, NotSupportedError, connections, models, transaction
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
-from readings.choices import FaultSource
+from readings.choices import FaultKind, FaultSource
+from readings.imports import (
+    LONG_SENSOR_COLUMNS,
+    TIME_COLUMNS,
+    ChunkReader,
+    CsvSource,
+    ImportRefused,
+    Layout,
+    Problem,
+    TimeParser,
+    find_column,
+    microseconds_to_datetime,
+    read_header,
+)
 from readings.models import FaultLabel, Reading
 from readings.selectors import latest_cache_key
 from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
-from sensors.models import APIKey, Asset, Sensor
+from sensors.choices import SensorType
+from sensors.models import APIKey, Asset, Sensor, external_id_validator
 
 READINGS_TABLE = Reading._meta.db_table
 STAGE_TABLE = "readings_stage"
@@ -646,3 +664,613 @@ def fleet_seed_reset(*, using: str = "default") -> SeedReset:
         deleted[Asset] = assets.delete()[1].get(Asset._meta.label, 0)
     transaction.on_commit(lambda: cache.delete_many([latest_cache_key(pk) for pk in sensor_pks]), using=using)
     return SeedReset(deleted=deleted, revoked_keys=revoked)
+
+
+# --- import_readings ----------------------------------------------------------
+
+# Words in a column's name (or a new sensor's ID) that tell a new sensor's type when --sensor-type does not.
+# There is deliberately no generic type to fall back on: anomaly models are trained per sensor type, and a
+# catch-all type would pool unrelated signals into one model. A name that tells nothing needs --sensor-type.
+_TYPE_WORDS = (
+    ("thermocouple", SensorType.TEMPERATURE),
+    ("temp", SensorType.TEMPERATURE),
+    ("accel", SensorType.VIBRATION),
+    ("vib", SensorType.VIBRATION),
+    ("pressure", SensorType.PRESSURE),
+    ("humid", SensorType.HUMIDITY),
+    ("volt", SensorType.VOLTAGE),
+    ("current", SensorType.CURRENT),
+    ("rpm", SensorType.RPM),
+    ("speed", SensorType.RPM),
+    ("flow", SensorType.FLOW),
+)
+# Key of --sensor-type / --unit values that apply to every new sensor not named on its own.
+ANY_COLUMN = "*"
+IMPORT_MARK = "imported"
+# Sampling interval of a new sensor when its first rows do not show one (Sensor's own default).
+_DEFAULT_INTERVAL = 60
+
+
+def sensor_type_guess(name: str) -> str | None:
+    lowered = name.lower()
+    return next((sensor_type for word, sensor_type in _TYPE_WORDS if word in lowered), None)
+
+
+def column_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@dataclass
+class ImportReport:
+    """What ``readings_import`` did. Readings are counted one per value cell; problems are kept up to a limit."""
+
+    rows: int = 0
+    stored: int = 0
+    present: int = 0
+    repeated: int = 0
+    rejected: int = 0
+    blank: int = 0
+    problem_count: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    repeats: list[Problem] = field(default_factory=list)
+    labels_created: int = 0
+    labels_present: int = 0
+    asset_created: str | None = None
+    sensors_created: list[str] = field(default_factory=list)
+    batches: int = 0
+
+
+@dataclass
+class _NewSensor:
+    sensor_id: str
+    name: str
+    sensor_type: str
+    unit: str
+
+
+class _ImportSensors:
+    """Sensor IDs to primary keys, creating the asset and its sensors when asked (``create``)."""
+
+    def __init__(self, *, asset_code, create, site, asset_name, types, units, interval, source_name, using):
+        self.asset_code = asset_code
+        self.create = create
+        self.site = site
+        self.asset_name = asset_name
+        self.types = types
+        self.units = units
+        self.interval = interval
+        self.source_name = source_name
+        self.using = using
+        self.asset = Asset.objects.using(using).filter(code=asset_code).first() if asset_code else None
+        if asset_code and self.asset is None:
+            if not create:
+                raise ImportRefused(
+                    f"Asset {asset_code!r} does not exist: add it in the admin, or import with --create --site SITE "
+                    "to create it with its sensors."
+                )
+            if not site:
+                raise ImportRefused(f"--create makes a new asset {asset_code!r} and needs its --site.")
+            _valid_id(asset_code, what="asset code")
+        if create and not asset_code:
+            raise ImportRefused("--create needs --asset CODE: the asset new sensors are mounted on.")
+        self.known: dict[str, tuple[int, int]] = {}  # sensor ID -> (pk, asset pk)
+        self.created: list[str] = []
+        self.asset_created: str | None = None
+
+    def lookup(self, sensor_ids: Iterable[str]) -> None:
+        wanted = [sensor_id for sensor_id in sensor_ids if sensor_id not in self.known and "\x00" not in sensor_id]
+        for start in range(0, len(wanted), 5000):
+            rows = Sensor.objects.using(self.using).filter(sensor_id__in=wanted[start : start + 5000])
+            for sensor_id, pk, asset_pk in rows.values_list("sensor_id", "pk", "asset_id"):
+                self.known[sensor_id] = (pk, asset_pk)
+
+    def foreign(self, sensor_id: str) -> str | None:
+        """The asset code of a known sensor that is not on --asset's asset, else None."""
+        if self.asset_code is None or sensor_id not in self.known:
+            return None
+        asset_pk = self.known[sensor_id][1]
+        if self.asset is not None and asset_pk == self.asset.pk:
+            return None
+        return Asset.objects.using(self.using).filter(pk=asset_pk).values_list("code", flat=True).first() or "?"
+
+    def new(self, sensor_id: str, name: str) -> _NewSensor:
+        """What a missing sensor will be made as; refused when its ID or type cannot be had."""
+        _valid_id(sensor_id, what=f"sensor ID for {name!r}")
+        sensor_type = self.types.get(name) or self.types.get(sensor_id) or self.types.get(ANY_COLUMN)
+        sensor_type = sensor_type or sensor_type_guess(name) or sensor_type_guess(sensor_id)
+        if sensor_type is None:
+            raise ImportRefused(
+                f"Cannot tell the type of new sensor {sensor_id!r} from its name: give it with "
+                f"--sensor-type {name!r}=TYPE (or a bare --sensor-type TYPE for every new sensor); types: "
+                f"{', '.join(SensorType.values)}."
+            )
+        unit = self.units.get(name) or self.units.get(sensor_id) or self.units.get(ANY_COLUMN) or ""
+        return _NewSensor(sensor_id, name, sensor_type, unit)
+
+    def make(self, new: list[_NewSensor], times: np.ndarray) -> None:
+        """Create ``new`` sensors (and the asset, the first time); ``times`` (µs) show their sampling interval."""
+        if not new:
+            return
+        interval = self.interval or _sampling_interval(times)
+        with transaction.atomic(using=self.using):
+            if self.asset is None:
+                self.asset = Asset.objects.using(self.using).create(
+                    code=self.asset_code,
+                    name=self.asset_name or self.asset_code,
+                    site=self.site,
+                    metadata={IMPORT_MARK: True, "import_file": self.source_name},
+                )
+                self.asset_created = self.asset.code
+            sensors = Sensor.objects.using(self.using).bulk_create(
+                [
+                    Sensor(
+                        sensor_id=spec.sensor_id,
+                        name=spec.name,
+                        asset=self.asset,
+                        sensor_type=spec.sensor_type,
+                        unit=spec.unit,
+                        sampling_interval=interval,
+                        metadata={IMPORT_MARK: True, "import_file": self.source_name, "import_column": spec.name},
+                    )
+                    for spec in new
+                ]
+            )
+        for sensor in sensors:
+            self.known[sensor.sensor_id] = (sensor.pk, self.asset.pk)
+            self.created.append(sensor.sensor_id)
+
+
+def _valid_id(value: str, *, what: str) -> None:
+    try:
+        external_id_validator(value)
+    except ValidationError as exc:
+        raise ImportRefused(f"{value!r} is not a valid {what}: {exc.messages[0]}") from exc
+    if len(value) > 64:
+        raise ImportRefused(f"{value!r} is not a valid {what}: at most 64 characters. Name it with --map.")
+
+
+def _sampling_interval(times: np.ndarray) -> int:
+    """Median step between distinct times (µs) in whole seconds, at least 1; the default when there is none."""
+    steps = np.diff(np.unique(times))
+    if not len(steps):
+        return _DEFAULT_INTERVAL
+    return max(1, round(float(np.median(steps)) / 1e6))
+
+
+class _Repeats:
+    """Finds readings whose (sensor, time) an earlier line of the file already gave.
+
+    Memory stays flat: a chunk is compared with itself, the previous chunk and each sensor's latest reading
+    in the file. That finds every repeat in a file whose rows are in time order per sensor, and repeats
+    within a chunk's length back in any file (an hour that daylight saving repeats, a pasted block). A
+    repeat further back is counted with "already present" (the first one is kept either way).
+    """
+
+    def __init__(self):
+        empty = np.zeros(0, dtype=np.int64)
+        self.previous = (empty, empty, empty)
+        self.latest: dict[int, tuple[int, int]] = {}  # sensor pk -> (time, line) of its latest reading
+
+    def find(self, sensor: np.ndarray, time: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(repeat mask, line of the first reading of each repeat) for the chunk's readings, in their order."""
+        previous_sensor, previous_time, previous_line = self.previous
+        horizon = previous_line.min() if len(previous_line) else (line.min() if len(line) else 0)
+        older = [self.latest[pk] + (pk,) for pk in np.unique(sensor).tolist() if pk in self.latest]
+        older = [entry for entry in older if entry[1] < horizon]
+        older_time = np.array([entry[0] for entry in older], dtype=np.int64)
+        older_line = np.array([entry[1] for entry in older], dtype=np.int64)
+        older_sensor = np.array([entry[2] for entry in older], dtype=np.int64)
+        offset = len(previous_sensor) + len(older_sensor)
+        all_sensor = np.concatenate([previous_sensor, older_sensor, sensor])
+        all_time = np.concatenate([previous_time, older_time, time])
+        all_line = np.concatenate([previous_line, older_line, line])
+        order = np.lexsort((all_line, all_time, all_sensor))
+        ordered_sensor, ordered_time = all_sensor[order], all_time[order]
+        same = np.zeros(len(order), dtype=bool)
+        same[1:] = (ordered_sensor[1:] == ordered_sensor[:-1]) & (ordered_time[1:] == ordered_time[:-1])
+        group_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))
+        first_line = all_line[order][group_start]
+        hits = same & (order >= offset)
+        repeat = np.zeros(len(sensor), dtype=bool)
+        first = np.zeros(len(sensor), dtype=np.int64)
+        repeat[order[hits] - offset] = True
+        first[order[hits] - offset] = first_line[hits]
+
+        kept = ~repeat
+        self.previous = (sensor[kept], time[kept], line[kept])
+        kept_sensor, kept_time, kept_line = self.previous
+        if len(kept_sensor):
+            # The last occurrence of each sensor in file order (readings are in line order).
+            pks, reversed_index = np.unique(kept_sensor[::-1], return_index=True)
+            last = len(kept_sensor) - 1 - reversed_index
+            for pk, index in zip(pks.tolist(), last.tolist(), strict=True):
+                self.latest[pk] = (int(kept_time[index]), int(kept_line[index]))
+        return repeat, first
+
+
+class _LabelRuns:
+    """Runs of 1s in a label column, per key, carried from chunk to chunk: each closed run is (start, end) µs."""
+
+    def __init__(self):
+        self.open: dict[tuple, tuple[int, int]] = {}
+
+    def feed(self, key: tuple, times: np.ndarray, flags: np.ndarray) -> list[tuple[int, int]]:
+        carried = self.open.pop(key, None)
+        if not len(flags):
+            if carried:
+                self.open[key] = carried
+            return []
+        flags = flags.astype(bool)
+        closed: list[tuple[int, int]] = []
+        before = np.concatenate(([carried is not None], flags[:-1]))
+        after = np.concatenate((flags[1:], [True]))
+        begins = [carried[0]] if carried and flags[0] else []
+        if carried and not flags[0]:
+            closed.append(carried)
+        begins += times[flags & ~before].tolist()
+        ends = times[flags & ~after].tolist()
+        if flags[-1]:
+            self.open[key] = (begins.pop(), int(times[-1]))
+        closed += [(min(begin, end), max(begin, end)) for begin, end in zip(begins, ends, strict=True)]
+        return closed
+
+    def close(self) -> list[tuple[tuple, tuple[int, int]]]:
+        runs = [(key, (min(run), max(run))) for key, run in self.open.items()]
+        self.open.clear()
+        return runs
+
+
+def readings_import(
+    *,
+    path: Path | str,
+    form: str | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8-sig",
+    time_column: str | None = None,
+    time_format: str | None = None,
+    zone: tzinfo = UTC,
+    sensor_column: str | None = None,
+    value_column: str | None = None,
+    mapping: dict[str, str] | None = None,
+    skip_columns: Iterable[str] = (),
+    label_columns: dict[str, str] | None = None,
+    asset_code: str | None = None,
+    create: bool = False,
+    site: str | None = None,
+    asset_name: str | None = None,
+    sensor_types: dict[str, str] | None = None,
+    units: dict[str, str] | None = None,
+    sampling_interval: int | None = None,
+    chunk_size: int = 50_000,
+    max_problems: int = 20,
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    using: str = "default",
+) -> ImportReport:
+    """Import a CSV file of readings (long or wide form, gzip or not), ``chunk_size`` lines at a time.
+
+    Long form: a sensor, a time, a value and optionally a quality column, one reading per row. Wide form: a
+    time column and one column per sensor, named through ``mapping`` (column -> sensor ID), else
+    ``<asset code>-<column slug>`` when ``asset_code`` is given, else the column's own name. Each chunk goes
+    to ``readings_insert`` in one COPY, so a rerun stores nothing new and counts it as already present.
+    Rows and cells that break ingest's rules (times before READINGS_MIN_TIME or in the future, values that
+    are not finite numbers, qualities outside 0..1, times that cannot be read) are reported by line and the
+    rest is imported; so are readings repeating a (sensor, time) given by an earlier line (the first is
+    kept). ``label_columns`` (column -> FaultKind) turn runs of 1 into FaultLabels (source IMPORT) of the
+    row's sensors. ``progress(position, rows)`` is called after each chunk with the bytes read so far.
+    Raises ImportRefused when the file or its mapping cannot be imported as asked.
+    """
+    mapping = dict(mapping or {})
+    label_columns = dict(label_columns or {})
+    skip = set(skip_columns)
+    sensor_types = dict(sensor_types or {})
+    for column, kind in label_columns.items():
+        if kind not in FaultKind.values:
+            raise ImportRefused(
+                f"Label column {column!r}: {kind!r} is not a fault kind; use one of {', '.join(FaultKind.values)}."
+            )
+    for name, sensor_type in sensor_types.items():
+        if sensor_type not in SensorType.values:
+            raise ImportRefused(
+                f"--sensor-type {name}={sensor_type}: not a sensor type; use one of {', '.join(SensorType.values)}."
+            )
+    if chunk_size < 1:
+        raise ImportRefused("The chunk size must be at least 1 line.")
+    now = now or timezone.now()
+    min_us = (settings.READINGS_MIN_TIME - _EPOCH) // _MICROSECOND
+    latest_us = (now + settings.INGEST_MAX_FUTURE_SKEW - _EPOCH) // _MICROSECOND
+    skew = int(settings.INGEST_MAX_FUTURE_SKEW.total_seconds())
+
+    with CsvSource(path, encoding=encoding) as source:
+        header, delimiter = read_header(source, delimiter)
+        layout, columns = _import_layout(
+            header=header,
+            delimiter=delimiter,
+            form=form,
+            time_column=time_column,
+            sensor_column=sensor_column,
+            value_column=value_column,
+            mapping=mapping,
+            skip=skip,
+            labels=list(label_columns),
+            asset_code=asset_code,
+        )
+        sensors = _ImportSensors(
+            asset_code=asset_code,
+            create=create,
+            site=site,
+            asset_name=asset_name,
+            types=sensor_types,
+            units=dict(units or {}),
+            interval=sampling_interval,
+            source_name=source.path.name,
+            using=using,
+        )
+        pending: list[_NewSensor] = []
+        if not layout.long:
+            pending = _wide_sensors(columns, header, sensors)
+        wide_pks = None
+        report = ImportReport()
+        repeats = _Repeats()
+        runs = _LabelRuns()
+        label_kinds = [label_columns[layout.name(index)] for index in layout.labels]
+        time_name = layout.name(layout.time)
+        reader = ChunkReader(source, layout, TimeParser(time_format=time_format, zone=zone), size=chunk_size)
+
+        def note(problems: list[Problem], into: list[Problem]) -> None:
+            problems.sort(key=lambda problem: problem.line)
+            into.extend(problems[: max(0, max_problems - len(into))])
+
+        for chunk in reader:
+            report.rows += len(chunk)
+            problems = list(chunk.problems)
+            row_ok = chunk.row_ok.copy()
+            early = row_ok & (chunk.time < min_us)
+            late = row_ok & (chunk.time > latest_us)
+            for index in np.flatnonzero(early).tolist():
+                problems.append(
+                    Problem(
+                        int(chunk.line[index]),
+                        time_name,
+                        f"The time is before {settings.READINGS_MIN_TIME.isoformat()} (READINGS_MIN_TIME): "
+                        "check the clock, or the --timezone / --time-format.",
+                    )
+                )
+            for index in np.flatnonzero(late).tolist():
+                problems.append(
+                    Problem(int(chunk.line[index]), time_name, f"The time is more than {skew} s in the future.")
+                )
+            row_ok &= ~(early | late)
+
+            row_sensor = None
+            if layout.long:
+                row_sensor = _long_sensors(chunk, row_ok, sensors, mapping, layout.name(layout.sensor), problems)
+                row_ok &= row_sensor >= 0
+                cell_sensor = row_sensor[:, None]
+            else:
+                if pending:
+                    sensors.make(pending, chunk.time[row_ok])
+                    pending = []
+                if wide_pks is None:
+                    wide_pks = np.array([sensors.known[columns[index]][0] for index in layout.values], dtype=np.int64)
+                cell_sensor = wide_pks[None, :]
+
+            take = row_ok[:, None] & chunk.cell_ok
+            report.rejected += int((chunk.present & ~take).sum())
+            report.blank += int((~chunk.present).sum())
+            shape = chunk.values.shape
+            sensor = np.broadcast_to(cell_sensor, shape)[take]
+            time = np.broadcast_to(chunk.time[:, None], shape)[take]
+            line = np.broadcast_to(chunk.line[:, None], shape)[take]
+            value = chunk.values[take]
+            quality = np.broadcast_to(chunk.quality[:, None], shape)[take]
+
+            repeat, first = repeats.find(sensor, time, line)
+            if repeat.any():
+                report.repeated += int(repeat.sum())
+                names = {pk: sensor_id for sensor_id, (pk, _) in sensors.known.items()}
+                note(
+                    [
+                        Problem(
+                            int(line[index]),
+                            None,
+                            f"Sensor {names.get(int(sensor[index]), '?')!r} at "
+                            f"{microseconds_to_datetime(int(time[index])).isoformat()} repeats line "
+                            f"{int(first[index])}; the first is kept.",
+                        )
+                        for index in np.flatnonzero(repeat)[:max_problems].tolist()
+                    ],
+                    report.repeats,
+                )
+                keep = ~repeat
+                sensor, time, value, quality = sensor[keep], time[keep], value[keep], quality[keep]
+
+            batch = ReadingBatch.from_columns(sensor=sensor, time=time, value=value, quality=quality)
+            inserted = readings_insert(batch=batch, using=using)
+            report.batches += 1
+            report.stored += inserted
+            report.present += len(batch) - inserted
+            if inserted:
+                touched = [latest_cache_key(pk) for pk in np.unique(sensor).tolist()]
+                transaction.on_commit(lambda touched=touched: cache.delete_many(touched), using=using)
+
+            if layout.labels:
+                closed = _label_runs(chunk, row_ok, row_sensor, len(layout.labels), runs)
+                _store_labels(closed, label_kinds, wide_pks, report, using)
+
+            report.problem_count += len(problems)
+            note(problems, report.problems)
+            if progress:
+                progress(chunk.position, len(chunk))
+
+        if layout.labels:
+            _store_labels(runs.close(), label_kinds, wide_pks, report, using)
+    report.asset_created = sensors.asset_created
+    report.sensors_created = sensors.created
+    return report
+
+
+def _import_layout(
+    *, header, delimiter, form, time_column, sensor_column, value_column, mapping, skip, labels, asset_code
+) -> tuple[Layout, dict[int, str]]:
+    """The file's layout, and (wide form) the sensor ID of each sensor column by index."""
+    time_index = find_column(header, time_column, TIME_COLUMNS, what="the time")
+    time_index = 0 if time_index is None else time_index
+    sensor_index = find_column(header, sensor_column, LONG_SENSOR_COLUMNS, what="the sensor")
+    value_index = find_column(header, value_column, ("value",), what="the value")
+    long = form == "long" or (form is None and sensor_index is not None and value_index is not None)
+    if long and (sensor_index is None or value_index is None):
+        raise ImportRefused(
+            "Long form needs a sensor column (sensor or sensor_id, or --sensor-column) and a value column "
+            f"(value, or --value-column); line 1 has {', '.join(header)}."
+        )
+    label_indexes = []
+    for name in labels:
+        if name not in header:
+            raise ImportRefused(f"No label column {name!r} in line 1 (columns: {', '.join(header)}).")
+        label_indexes.append(header.index(name))
+    used = {time_index, *label_indexes}
+    if long:
+        quality_index = find_column(header, None, ("quality",), what="the quality")
+        used |= {sensor_index, value_index} | ({quality_index} if quality_index is not None else set())
+        unused = [name for index, name in enumerate(header) if index not in used and name not in skip]
+        if unused:
+            raise ImportRefused(
+                f"Column {unused[0]!r} is not used in long form (sensor, time, value, quality, labels); "
+                f"leave it out with --skip-column {unused[0]!r}."
+            )
+        layout = Layout(header, delimiter, True, time_index, [value_index], sensor_index, quality_index, label_indexes)
+        return layout, {}
+    missing = [name for name in mapping if name not in header]
+    if missing:
+        raise ImportRefused(f"--map names column {missing[0]!r}, which line 1 lacks (columns: {', '.join(header)}).")
+    columns: dict[int, str] = {}
+    for index, name in enumerate(header):
+        if index in used or name in skip:
+            continue
+        if name in mapping:
+            columns[index] = mapping[name]
+        elif asset_code:
+            columns[index] = f"{asset_code}-{column_slug(name)}"
+        else:
+            columns[index] = name
+    if not columns:
+        raise ImportRefused("No sensor columns left besides the time and label columns; nothing to import.")
+    twice = {sensor_id for sensor_id in columns.values() if list(columns.values()).count(sensor_id) > 1}
+    if twice:
+        raise ImportRefused(
+            f"Several columns map to sensor {sorted(twice)[0]!r}; map each column to its own sensor with --map."
+        )
+    layout = Layout(header, delimiter, False, time_index, list(columns), labels=label_indexes)
+    return layout, columns
+
+
+def _wide_sensors(columns: dict[int, str], header: list[str], sensors: _ImportSensors) -> list[_NewSensor]:
+    """Check every sensor column's sensor before any reading is read; return those to create."""
+    sensors.lookup(columns.values())
+    for sensor_id in columns.values():
+        owner = sensors.foreign(sensor_id)
+        if owner:
+            raise ImportRefused(
+                f"Sensor {sensor_id!r} belongs to asset {owner!r}, not {sensors.asset_code!r}; "
+                "map the column to another sensor with --map, or leave out --asset."
+            )
+    missing = [index for index, sensor_id in columns.items() if sensor_id not in sensors.known]
+    if missing and not sensors.create:
+        listed = ", ".join(f"{header[index]!r} -> {columns[index]!r}" for index in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ImportRefused(
+            f"Unknown sensors for columns {listed}{more}. Map the columns to existing sensors with "
+            "--map COLUMN=SENSOR-ID (or --map-file), leave columns out with --skip-column, or create the "
+            "sensors with --asset CODE --create."
+        )
+    return [sensors.new(columns[index], header[index]) for index in missing]
+
+
+def _long_sensors(
+    chunk, row_ok: np.ndarray, sensors: _ImportSensors, mapping: dict[str, str], column: str, problems: list[Problem]
+) -> np.ndarray:
+    """The sensor pk of each row of a long-form chunk; -1 (with a problem) where the row's sensor is not usable."""
+    if not len(chunk):
+        return np.zeros(0, dtype=np.int64)
+    names, inverse = np.unique(chunk.sensors, return_inverse=True)
+    ids = [mapping.get(name, name) for name in names.tolist()]
+    sensors.lookup(ids)
+    pks = np.full(len(ids), -1, dtype=np.int64)
+    reasons: dict[int, str] = {}
+    for position, sensor_id in enumerate(ids):
+        if not sensor_id:
+            reasons[position] = "Required: the sensor's ID."
+            continue
+        if sensor_id not in sensors.known and sensors.create:
+            try:
+                _valid_id(sensor_id, what="sensor ID")
+            except ImportRefused as exc:
+                reasons[position] = str(exc)
+                continue
+            rows = row_ok & (inverse == position)
+            sensors.make([sensors.new(sensor_id, names[position])], chunk.time[rows])
+        if sensor_id not in sensors.known:
+            reasons[position] = (
+                f"Unknown sensor {sensor_id!r}: add it first (admin or API), map it with --map, "
+                "or import with --asset CODE --create."
+            )
+            continue
+        owner = sensors.foreign(sensor_id)
+        if owner:
+            reasons[position] = f"Sensor {sensor_id!r} belongs to asset {owner!r}, not {sensors.asset_code!r}."
+            continue
+        pks[position] = sensors.known[sensor_id][0]
+    result = pks[inverse]
+    for index in np.flatnonzero(row_ok & (result < 0)).tolist():
+        problems.append(Problem(int(chunk.line[index]), column, reasons[int(inverse[index])]))
+    return result
+
+
+def _label_runs(chunk, row_ok: np.ndarray, row_sensor: np.ndarray | None, labels: int, runs: _LabelRuns) -> list:
+    """Runs of 1s closed by this chunk, as ((sensor pk or None for every sensor column, label), (start, end))."""
+    closed = []
+    times = chunk.time[row_ok]
+    flags = chunk.labels[row_ok]
+    if row_sensor is None:
+        for label in range(labels):
+            closed += [((None, label), run) for run in runs.feed((None, label), times, flags[:, label])]
+        return closed
+    owners = row_sensor[row_ok]
+    order = np.argsort(owners, kind="stable")  # file order within each sensor
+    owners, times, flags = owners[order], times[order], flags[order]
+    bounds = np.flatnonzero(np.diff(owners)) + 1
+    for start, stop in zip(np.r_[0, bounds].tolist(), np.r_[bounds, len(owners)].tolist(), strict=True):
+        if start == stop:
+            continue
+        pk = int(owners[start])
+        for label in range(labels):
+            key = (pk, label)
+            closed += [(key, run) for run in runs.feed(key, times[start:stop], flags[start:stop, label])]
+    return closed
+
+
+def _store_labels(closed: list, kinds: list[str], wide_pks, report: ImportReport, using: str) -> None:
+    """Save closed runs as FaultLabels (source IMPORT); a run saved by an earlier import is counted present."""
+    if not closed:
+        return
+    labels = []
+    for (pk, label), (start, end) in closed:
+        for sensor_pk in [pk] if pk is not None else wide_pks.tolist():
+            labels.append(
+                FaultLabel(
+                    sensor_id=sensor_pk,
+                    kind=kinds[label],
+                    start=microseconds_to_datetime(start),
+                    end=microseconds_to_datetime(end),
+                    source=FaultSource.IMPORT,
+                )
+            )
+    imported = FaultLabel.objects.using(using).filter(
+        source=FaultSource.IMPORT, sensor_id__in={label.sensor_id for label in labels}
+    )
+    before = imported.count()
+    FaultLabel.objects.using(using).bulk_create(labels, ignore_conflicts=True, batch_size=1000)
+    created = imported.count() - before
+    report.labels_created += created
+    report.labels_present += len(labels) - created
