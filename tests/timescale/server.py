@@ -177,7 +177,16 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         with pglite_server() as url:
-            env = {**os.environ, "DATABASE_URL": url, "TIMESCALEDB": "required"}
+            env = {
+                # PGlite serves one connection at a time (a second one waits for the first to close) and runs
+                # as WebAssembly, far slower than a native server: no connect or statement limits sized for
+                # production may fail its tests on a busy machine.
+                "DATABASE_CONNECT_TIMEOUT": "120",
+                "DATABASE_STATEMENT_TIMEOUT": "0",
+                **os.environ,
+                "DATABASE_URL": url,
+                "TIMESCALEDB": "required",
+            }
             try:
                 return _run(argv, env)
             except FileNotFoundError:
