@@ -687,6 +687,9 @@ _TYPE_WORDS = (
 # Key of --sensor-type / --unit values that apply to every new sensor not named on its own.
 ANY_COLUMN = "*"
 IMPORT_MARK = "imported"
+# Cells (readings) read per chunk at most: a file with many sensor columns is read in fewer lines at a time,
+# so memory stays bounded by this rather than by --chunk-size times the columns.
+IMPORT_CHUNK_CELLS = 1_000_000
 # Sampling interval of a new sensor when its first rows do not show one (Sensor's own default).
 _DEFAULT_INTERVAL = 60
 
@@ -1015,7 +1018,8 @@ def readings_import(
         runs = _LabelRuns()
         label_kinds = [label_columns[layout.name(index)] for index in layout.labels]
         time_name = layout.name(layout.time)
-        reader = ChunkReader(source, layout, TimeParser(time_format=time_format, zone=zone), size=chunk_size)
+        lines = max(1, min(chunk_size, IMPORT_CHUNK_CELLS // len(layout.values)))
+        reader = ChunkReader(source, layout, TimeParser(time_format=time_format, zone=zone), size=lines)
 
         def note(problems: list[Problem], into: list[Problem]) -> None:
             problems.sort(key=lambda problem: problem.line)
