@@ -1206,13 +1206,13 @@ def _long_sensors(
         if not sensor_id:
             reasons[position] = "Required: the sensor's ID."
             continue
-        if sensor_id not in sensors.known and sensors.create:
+        rows = row_ok & (inverse == position)
+        if sensor_id not in sensors.known and sensors.create and rows.any():
             try:
                 _valid_id(sensor_id, what="sensor ID")
             except ImportRefused as exc:
                 reasons[position] = str(exc)
                 continue
-            rows = row_ok & (inverse == position)
             sensors.make([sensors.new(sensor_id, names[position])], chunk.time[rows])
         if sensor_id not in sensors.known:
             reasons[position] = (

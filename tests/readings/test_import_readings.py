@@ -309,3 +309,14 @@ def test_the_file_goes_to_the_database_in_chunks(tmp_path, pump, monkeypatch):
     out = run(path, "--chunk-size", 100)
     assert batches == [200] * 10
     assert Reading.objects.count() == 2000 and "2,000 stored" in out
+
+
+def test_long_form_creates_its_sensors_on_the_asset(tmp_path):
+    rows = ["sensor,time,value"] + [f"tank-temp,2020-03-09T10:00:{s:02d}Z,{s}" for s in (0, 10, 20)]
+    rows.append("bad id,2020-03-09T10:00:00Z,1")  # line 5
+    out = run(write(tmp_path / "l.csv", rows), "--asset", "TANK-2", "--create", "--site", "North")
+    sensor = Sensor.objects.get(sensor_id="tank-temp")
+    assert (sensor.asset.code, sensor.sensor_type, sensor.sampling_interval) == ("TANK-2", "temperature", 10)
+    assert len(stored("tank-temp")) == 3
+    assert "line 5, column 'sensor': 'bad id' is not a valid sensor ID" in out
+    assert Sensor.objects.count() == 1
