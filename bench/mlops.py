@@ -72,7 +72,8 @@ def main() -> int:
 
         from django.db.models import Max
 
-        from mlops.features import BASELINE_WINDOWS, build_windows
+        from mlops.features import build_windows
+        from mlops.scoring import lookback_starts
         from mlops.selectors import sensor_series
         from mlops.services import WINDOW, readings_score
         from readings.models import Reading
@@ -86,11 +87,8 @@ def main() -> int:
             readings_score(sensors=[sensor], start=start, end=end)
 
         def features_only():
-            history = timedelta(seconds=sensor.sampling_interval * WINDOW * (BASELINE_WINDOWS + 1))
-            peers = list(Sensor.objects.filter(sensor_type=sensor.sensor_type))
-            build_windows(
-                sensor_series(sensors=peers, start=start - history, end=end), origin=start - history, window=WINDOW
-            )
+            everyone, starts = lookback_starts(sensors=[sensor], since={sensor.pk: start}, window=WINDOW)
+            build_windows(sensor_series(sensors=everyone, start=None, end=end, starts=starts), window=WINDOW)
 
         score()  # loads and caches the champion
         samples = {"features_only": [], "score": []}

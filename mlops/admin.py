@@ -207,7 +207,7 @@ class ScoringRunAdmin(ScoringOutputAdmin):
     list_display = ["created_at", "sensor_type", "model_version_link", "start", "end", "windows", "anomalies"]
     list_filter = ["sensor_type", "model_name"]
 
-    # The bookmark of the next scoring run: nobody deletes them either.
+    # The log of what scoring did: nobody deletes it either.
     def has_delete_permission(self, request, obj=None):
         return False
 

@@ -1,14 +1,20 @@
 """Windowed features of sensor readings, shared by training and scoring.
 
-A window is ``window`` expected readings of one sensor (aligned to the start of
-the range). Its features are scale-free (divided by the width of the sensor's
-normal range) and relative: to the sensor's own recent windows (level, spread,
-jumps), and to the other sensors of the same type at the same time, so that a
-plant-wide change (a shift starting, a load change) is not taken for a fault.
+A window is ``window`` expected readings of one sensor, aligned to a fixed
+origin (the Unix epoch: window k of a sensor covers [k x span, (k+1) x span)
+with span = window x its sampling interval), so the windows never depend on the
+range read or on when a run happens. Its features are scale-free (divided by the
+width of the sensor's normal range) and relative: to the sensor's own previous
+windows (level, spread, jumps; the previous BASELINE_WINDOWS window slots by
+time, not by count, so a window's features depend only on the readings of its
+last HISTORY_WINDOWS slots), and to the other sensors of the same asset at the
+same time (a load change of the machine moves them together and is not taken
+for a fault).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -31,6 +37,12 @@ FEATURES = (
     "out_of_range_share",
 )
 BASELINE_WINDOWS = 30
+# Window slots a window's features depend on, itself included: its baseline is the previous BASELINE_WINDOWS
+# slots, and level_z compares its level with those windows' own levels (each against the BASELINE_WINDOWS before
+# it). Reading this many slots before the first window to score gives exactly the features of one run over all.
+HISTORY_WINDOWS = 2 * BASELINE_WINDOWS + 1
+# The fixed origin of every sensor's windows.
+EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 # Readings per window, by default.
 WINDOW = 10
 _EPS = 1e-6
@@ -48,6 +60,7 @@ class Series:
     times: np.ndarray  # datetime64[us], UTC
     values: np.ndarray
     quality: np.ndarray
+    asset_pk: int | None = None  # the other series of the asset are its peers
 
     @property
     def width(self) -> float:
@@ -63,21 +76,41 @@ class Windows:
 
     sensor_pk: np.ndarray
     sensor_type: np.ndarray
-    start: np.ndarray  # datetime64[us]
+    start: np.ndarray  # datetime64[us], first reading's time
     end: np.ndarray  # datetime64[us], last reading's time
     X: np.ndarray
+    slot: np.ndarray = None  # int64: the window's number k from EPOCH (its span is the sensor's own)
+    slot_start: np.ndarray = None  # datetime64[us]: EPOCH + k x span, the window's fixed start
     extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.sensor_pk)
 
     def subset(self, mask: np.ndarray) -> Windows:
-        return Windows(self.sensor_pk[mask], self.sensor_type[mask], self.start[mask], self.end[mask], self.X[mask])
+        return Windows(
+            self.sensor_pk[mask],
+            self.sensor_type[mask],
+            self.start[mask],
+            self.end[mask],
+            self.X[mask],
+            self.slot[mask],
+            self.slot_start[mask],
+        )
 
 
-def _own_windows(series: Series, origin: np.datetime64, window: int) -> list[dict]:
-    span = np.timedelta64(window * series.interval * 1_000_000, "us")
-    index = (series.times - origin) // span
+def span_of(interval: int, window: int) -> np.timedelta64:
+    """The length of one window of a sensor sampled every ``interval`` seconds."""
+    return np.timedelta64(window * interval * 1_000_000, "us")
+
+
+def slot_of(times: np.ndarray, span: np.timedelta64) -> np.ndarray:
+    """The window number of each time (datetime64[us]); floor division, so times before 1970 work too."""
+    return (times - EPOCH) // span
+
+
+def _own_windows(series: Series, window: int) -> list[dict]:
+    span = span_of(series.interval, window)
+    index = slot_of(series.times, span)
     boundaries = np.flatnonzero(np.diff(index)) + 1
     starts = np.concatenate([[0], boundaries])
     stops = np.concatenate([boundaries, [len(index)]])
@@ -99,6 +132,7 @@ def _own_windows(series: Series, origin: np.datetime64, window: int) -> list[dic
         rows.append(
             {
                 "bucket": int(index[a]),
+                "slot_start": EPOCH + span * int(index[a]),
                 "start": series.times[a],
                 "end": series.times[b - 1],
                 "mean": float(v.mean()),
@@ -114,56 +148,122 @@ def _own_windows(series: Series, origin: np.datetime64, window: int) -> list[dic
     return rows
 
 
-def build_windows(series: list[Series], *, origin, window: int) -> Windows:
-    """Windows of every series; peers are the other series of the same type."""
-    # numpy has no time zones: ours are UTC throughout.
-    origin = np.datetime64(origin.replace(tzinfo=None) if hasattr(origin, "tzinfo") else origin, "us")
+def _baseline_median(values: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per row i: the median of ``values[lo[i]:i]`` (its baseline rows), or ``values[i]`` where that is empty.
+
+    All rows at once: a row's baseline is at most BASELINE_WINDOWS rows (one window per slot), so the
+    baselines fit one (rows x BASELINE_WINDOWS) matrix, sorted per row with the unused cells last.
+    """
+    n = len(values)
+    rows = np.arange(n)
+    index = rows[:, None] + np.arange(-BASELINE_WINDOWS, 0)[None, :]
+    used = index >= lo[:, None]
+    empty = ~used.any(axis=1)
+    used[empty, -1] = True  # the row itself stands in for a missing baseline
+    index[empty, -1] = rows[empty]
+    matrix = np.where(used, values[np.clip(index, 0, None)], np.inf)
+    matrix.sort(axis=1)
+    count = used.sum(axis=1)
+    return (matrix[rows, (count - 1) // 2] + matrix[rows, count // 2]) / 2
+
+
+def build_windows(series: list[Series], *, window: int) -> Windows:
+    """Windows of every series; peers are the other series of the same asset, matched by time."""
     per_sensor: dict[int, list[dict]] = {}
     for item in series:
-        rows = _own_windows(item, origin, window)
+        rows = _own_windows(item, window)
+        if not rows:
+            per_sensor[item.sensor_pk] = rows
+            continue
+        buckets = np.array([row["bucket"] for row in rows], dtype=np.int64)
+        # The baseline of a window: the windows of the previous BASELINE_WINDOWS slots (by time: a gap shortens it).
+        lo = np.searchsorted(buckets, buckets - BASELINE_WINDOWS, side="left")
+        has_history = lo < np.arange(len(rows))
         means = np.array([row["mean"] for row in rows])
         stds = np.array([row["std"] for row in rows])
         jumps = np.array([row["jump"] for row in rows])
-        for i, row in enumerate(rows):
-            lo = max(0, i - BASELINE_WINDOWS)
-            history = slice(lo, i) if i else slice(0, 1)
-            row["level"] = row["mean"] - float(np.median(means[history]))
-            row["change"] = row["mean"] - (rows[i - 1]["mean"] if i else row["mean"])
-            row["log_spread_ratio"] = float(np.log((row["std"] + _EPS) / (np.median(stds[history]) + _EPS)))
-            row["jump_ratio"] = float(row["jump"] / (np.median(jumps[history]) + _EPS))
         flats = np.array([row["flat_share"] for row in rows])
-        levels = np.abs([row["level"] for row in rows])
-        changes = np.abs([row["change"] for row in rows])
+        level = means - _baseline_median(means, lo)
+        # From the latest window of the baseline period (none: no change to speak of).
+        change = np.where(has_history, means - np.concatenate([means[:1], means[:-1]]), 0.0)
+        log_spread = np.log((stds + _EPS) / (_baseline_median(stds, lo) + _EPS))
+        jump_ratio = jumps / (_baseline_median(jumps, lo) + _EPS)
+        level_z = level / (_baseline_median(np.abs(level), lo) + 1e-3)
+        change_z = change / (_baseline_median(np.abs(change), lo) + 1e-3)
+        flat_excess = flats - _baseline_median(flats, lo)
         for i, row in enumerate(rows):
-            history = slice(max(0, i - BASELINE_WINDOWS), i) if i else slice(0, 1)
-            row["level_z"] = row["level"] / (float(np.median(levels[history])) + 1e-3)
-            row["change_z"] = row["change"] / (float(np.median(changes[history])) + 1e-3)
-            row["flat_excess"] = row["flat_share"] - float(np.median(flats[history]))
+            row["level"] = float(level[i])
+            row["change"] = float(change[i])
+            row["log_spread_ratio"] = float(log_spread[i])
+            row["jump_ratio"] = float(jump_ratio[i])
+            row["level_z"] = float(level_z[i])
+            row["change_z"] = float(change_z[i])
+            row["flat_excess"] = float(flat_excess[i])
         per_sensor[item.sensor_pk] = rows
 
-    # The same instant on the other sensors of the type: (type, bucket) -> [(pk, level, change)]
-    by_time: dict[tuple[str, int], list[tuple[int, float, float]]] = defaultdict(list)
+    # Peers: the other sensors of the same asset, each taken at this window's time: the peer's latest window
+    # ending by this window's end and no more than one window (the longer of the two spans) before it. Sensors
+    # of one asset may sample at different rates, so windows are matched by their fixed time range, not number.
+    ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.timedelta64]] = {}
     for item in series:
-        for row in per_sensor[item.sensor_pk]:
-            by_time[(item.sensor_type, row["bucket"])].append((item.sensor_pk, row["level"], row["change"]))
+        rows = per_sensor[item.sensor_pk]
+        span = span_of(item.interval, window)
+        ends[item.sensor_pk] = (
+            np.array([row["slot_start"] + span for row in rows], dtype="datetime64[us]"),
+            np.array([row["level"] for row in rows]),
+            np.array([row["change"] for row in rows]),
+            span,
+        )
+    by_asset: dict[int, list[Series]] = defaultdict(list)
+    for item in series:
+        if item.asset_pk is not None:
+            by_asset[item.asset_pk].append(item)
 
-    pks, types, starts, ends, matrix = [], [], [], [], []
+    pks, types, starts, stops, slots, slot_starts, matrix = [], [], [], [], [], [], []
     for item in series:
-        for row in per_sensor[item.sensor_pk]:
-            peers = [(lv, ch) for pk, lv, ch in by_time[(item.sensor_type, row["bucket"])] if pk != item.sensor_pk]
-            peer_level = float(np.median([lv for lv, _ in peers])) if peers else 0.0
-            peer_change = float(np.median([ch for _, ch in peers])) if peers else 0.0
-            row["level_vs_peers"] = row["level"] - peer_level
-            row["change_vs_peers"] = row["change"] - peer_change
+        rows = per_sensor[item.sensor_pk]
+        if not rows:
+            continue
+        own_ends, _, _, own_span = ends[item.sensor_pk]
+        peer_levels = np.full((len(rows), 0), np.nan)
+        peer_changes = np.full((len(rows), 0), np.nan)
+        for peer in by_asset.get(item.asset_pk, []) if item.asset_pk is not None else []:
+            if peer.sensor_pk == item.sensor_pk or not per_sensor[peer.sensor_pk]:
+                continue
+            peer_ends, levels, changes, peer_span = ends[peer.sensor_pk]
+            index = np.searchsorted(peer_ends, own_ends, side="right") - 1
+            found = index >= 0
+            found[found] &= peer_ends[index[found]] > own_ends[found] - max(own_span, peer_span)
+            column = np.where(found, levels[np.maximum(index, 0)], np.nan)
+            peer_levels = np.column_stack([peer_levels, column])
+            peer_changes = np.column_stack([peer_changes, np.where(found, changes[np.maximum(index, 0)], np.nan)])
+        peer_level = _nanmedian_rows(peer_levels)
+        peer_change = _nanmedian_rows(peer_changes)
+        for i, row in enumerate(rows):
+            row["level_vs_peers"] = row["level"] - peer_level[i]
+            row["change_vs_peers"] = row["change"] - peer_change[i]
             pks.append(item.sensor_pk)
             types.append(item.sensor_type)
             starts.append(row["start"])
-            ends.append(row["end"])
+            stops.append(row["end"])
+            slots.append(row["bucket"])
+            slot_starts.append(row["slot_start"])
             matrix.append([row[name] for name in FEATURES])
     return Windows(
         sensor_pk=np.array(pks, dtype=np.int64),
         sensor_type=np.array(types, dtype=object),
         start=np.array(starts, dtype="datetime64[us]"),
-        end=np.array(ends, dtype="datetime64[us]"),
+        end=np.array(stops, dtype="datetime64[us]"),
         X=np.array(matrix, dtype=np.float64).reshape(-1, len(FEATURES)),
+        slot=np.array(slots, dtype=np.int64),
+        slot_start=np.array(slot_starts, dtype="datetime64[us]"),
     )
+
+
+def _nanmedian_rows(values: np.ndarray) -> np.ndarray:
+    """The median of each row's known values; 0 where a row has none (no peer at that time)."""
+    if not values.shape[1]:
+        return np.zeros(len(values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": a time without peers
+        return np.nan_to_num(np.nanmedian(values, axis=1), nan=0.0)

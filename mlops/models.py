@@ -89,7 +89,10 @@ class AlertSubscription(models.Model):
 
 
 class ScoringRun(models.Model):
-    """One scoring pass over a sensor type, so the next run can continue where this one ended."""
+    """One scoring pass over a sensor type that scored windows: the log of ``score_readings`` and the score API.
+
+    Where the next scheduled run continues is each sensor's ``ScoringWatermark``, not this log.
+    """
 
     sensor_type = models.CharField(max_length=16, db_index=True)
     model_name = models.CharField(max_length=200)
@@ -105,3 +108,20 @@ class ScoringRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} v{self.model_version} {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
+
+
+class ScoringWatermark(models.Model):
+    """Where scheduled scoring of one sensor continues: every window of it starting before ``scored_until`` is done.
+
+    Per sensor, so that a sensor whose readings arrive late, or a sensor added today, neither holds back nor
+    skips the others; it only moves forward (a backfill of old readings never moves it back).
+    """
+
+    sensor = models.OneToOneField(Sensor, on_delete=models.CASCADE, primary_key=True, related_name="scoring_watermark")
+    scored_until = models.DateTimeField(
+        help_text="The start of the sensor's first window not scored yet (the end of the last complete window scored)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.sensor_id} scored until {self.scored_until:%Y-%m-%d %H:%M}"

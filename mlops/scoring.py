@@ -12,7 +12,7 @@ import numpy as np
 from django.conf import settings
 
 from mlops import registry
-from mlops.features import BASELINE_WINDOWS, FEATURES, build_windows
+from mlops.features import EPOCH, FEATURES, HISTORY_WINDOWS, build_windows, slot_of, span_of
 from mlops.selectors import sensor_series
 from sensors.models import Sensor
 
@@ -161,41 +161,165 @@ def _load(name: str, version: str) -> CachedModel:
 @dataclass
 class ScoredWindow:
     sensor_pk: int
-    start: datetime
-    end: datetime
+    start: datetime  # the window's fixed start (see mlops.features): the same window always has the same key
+    end: datetime  # its last reading's time
     score: float
 
 
-def score_windows(*, sensors: list[Sensor], start: datetime, end: datetime, window: int) -> tuple[CachedModel, list]:
-    """Anomaly probabilities of the windows of ``sensors`` (one type) that start in [start, end).
+@dataclass
+class Scoring:
+    champion: CachedModel
+    windows: list[ScoredWindow]
+    # Per sensor that has readings from its ``since``: the start of its first window not ready yet, where the next
+    # scheduled run continues (every window before it was scored, or had too few readings to score).
+    scored_until: dict[int, datetime]
 
-    Features need the windows before ``start`` (the sensor's own baseline)
-    and the other sensors of the type (peers), so both are read too.
+
+def _us(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def _aware(moment: np.datetime64) -> datetime:
+    return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+
+
+def window_floor(moment: datetime, *, sensor: Sensor, window: int) -> datetime:
+    """The start of the window of ``sensor`` that contains ``moment``."""
+    span = span_of(sensor.sampling_interval, window)
+    return _aware(EPOCH + span * int(slot_of(np.array([_us(moment)]), span)[0]))
+
+
+def _first_slot(since: datetime, span: np.timedelta64) -> int:
+    """The number of the first window starting at or after ``since`` (rounded up to a window boundary)."""
+    return -int(slot_of(np.array([_us(since)]), -span)[0])
+
+
+def lookback_starts(
+    *, sensors: list[Sensor], since: dict[int, datetime], window: int
+) -> tuple[list[Sensor], dict[int, datetime]]:
+    """The sensors to read to score ``sensors`` from their ``since``, with how far back to read each.
+
+    They are ``sensors`` and their peers (the other sensors of their assets). Each is read back as far as its
+    own sampling interval requires: HISTORY_WINDOWS of its own windows before the first window scored on its
+    asset, and one more, since a peer's window matched at that time may start up to two of the peer's spans
+    earlier (see build_windows). An hourly sensor reads 62 of its 10-hour windows; a minutely sensor beside
+    it, or of the same type elsewhere, still reads 62 of its 10-minute ones.
     """
-    sensor_type = sensors[0].sensor_type
-    champion = champion_model(sensor_type)
-    interval = max(sensor.sampling_interval for sensor in sensors)
-    history = timedelta(seconds=interval * window * (BASELINE_WINDOWS + 1))
-    peers = list(Sensor.objects.filter(sensor_type=sensor_type))
-    series = sensor_series(sensors=peers, start=start - history, end=end)
-    windows = build_windows(series, origin=start - history, window=window)
-    wanted = np.isin(windows.sensor_pk, [sensor.pk for sensor in sensors]) & (
-        windows.start >= np.datetime64(start.replace(tzinfo=None), "us")
-    )
+    earliest: dict[int, np.datetime64] = {}  # per asset: the first window start to score on it
+    for sensor in sensors:
+        span = span_of(sensor.sampling_interval, window)
+        begin = EPOCH + span * _first_slot(since[sensor.pk], span)
+        earliest[sensor.asset_id] = min(earliest.get(sensor.asset_id, begin), begin)
+    everyone = list(Sensor.objects.filter(asset__in=list(earliest)).order_by("pk"))
+    starts = {
+        sensor.pk: _aware(earliest[sensor.asset_id] - span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1))
+        for sensor in everyone
+    }
+    return everyone, starts
+
+
+def _ready_until(
+    times: np.ndarray, span: np.timedelta64, first: int, until: np.datetime64, late: np.datetime64, window: int
+) -> np.datetime64:
+    """The start of the first window from number ``first`` on that is not ready by ``until``.
+
+    Ready: ended by ``until``, and either all ``window`` readings are in, or it ended before ``late`` (the grace
+    is over) with readings, or with none but a later reading (nothing to wait for). A window after the latest
+    reading is not ready: its readings may still come (a gateway offline for an hour).
+    """
+    slots = slot_of(times, span)
+    slots = slots[slots >= first]
+    if not len(slots):
+        return EPOCH + span * first
+    numbers = np.arange(first, int(slots[-1]) + 2)
+    counts = np.bincount(slots - first, minlength=len(numbers))
+    ends = EPOCH + span * (numbers + 1)
+    ready = (ends <= until) & ((counts >= window) | ((ends <= late) & ((counts > 0) | (ends <= times[-1]))))
+    waiting = np.flatnonzero(~ready)
+    return EPOCH + span * (first + int(waiting[0]))
+
+
+def score_windows(
+    *, sensors: list[Sensor], since: dict[int, datetime], until: datetime, window: int, grace: timedelta
+) -> Scoring:
+    """Anomaly probabilities of the ready windows of ``sensors`` (one type) from their ``since`` (by pk) to ``until``.
+
+    A window is scored when it starts at or after its sensor's ``since`` and it and every window of the sensor
+    before it are ready by ``until``: ended, and either all ``window`` readings are in or it ended more than
+    ``grace`` ago (see ``_ready_until``); and each peer's windows up to its end are ready too, or it ended more
+    than ``grace`` ago. Windows after the sensor's latest reading wait: readings delayed upstream (a gateway
+    offline for an hour) are scored when they arrive, never skipped as empty. A
+    window's features depend only on its own readings and those of its history and of its peers at its time
+    (``mlops.features``), so the same windows get the same scores whatever the runs' cadence.
+
+    What is read: see ``lookback_starts``.
+    """
+    champion = champion_model(sensors[0].sensor_type)
+    spans = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in sensors}
+    first_slot = {sensor.pk: _first_slot(since[sensor.pk], spans[sensor.pk]) for sensor in sensors}
+    everyone, starts = lookback_starts(sensors=sensors, since=since, window=window)
+    series = sensor_series(sensors=everyone, start=None, end=until, starts=starts)
+    windows = build_windows(series, window=window)
+
+    until_us, late_us = _us(until), _us(until - grace)
+    spans_all = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in everyone}
+    asset_of = {sensor.pk: sensor.asset_id for sensor in everyone}
+    earliest = {}
+    for sensor in sensors:
+        begin = EPOCH + spans[sensor.pk] * first_slot[sensor.pk]
+        earliest[sensor.asset_id] = min(earliest.get(sensor.asset_id, begin), begin)
+    # Per series read: the start of its first window not ready yet (from the first window scored on its asset).
+    ready_until: dict[int, np.datetime64] = {}
+    for item in series:
+        span = spans_all[item.sensor_pk]
+        first = first_slot.get(item.sensor_pk, int(slot_of(np.array([earliest[asset_of[item.sensor_pk]]]), span)[0]))
+        ready_until[item.sensor_pk] = _ready_until(item.times, span, first, until_us, late_us, window)
+    peers: dict[int, list[int]] = {}  # asset pk -> its sensors with readings in the look-back (others cannot matter)
+    for item in series:
+        peers.setdefault(asset_of[item.sensor_pk], []).append(item.sensor_pk)
+    scored_until: dict[int, datetime] = {}
+    bounds: dict[int, tuple[int, int]] = {}
+    for sensor in sensors:
+        if sensor.pk not in ready_until:
+            continue
+        span, first = spans[sensor.pk], first_slot[sensor.pk]
+        stop = int(slot_of(np.array([ready_until[sensor.pk]]), span)[0])
+        if stop <= first:
+            continue
+        ends = EPOCH + span * (np.arange(first, stop) + 1)
+        ready = np.ones(len(ends), dtype=bool)
+        # The peers at the window's time must be ready too (their readings, through the same gateway as a rule,
+        # may come late alike): all their windows up to this one's end, or this one ended more than ``grace`` ago
+        # (a dead peer must not stop its asset's scoring).
+        for pk in peers[sensor.asset_id]:
+            if pk != sensor.pk:
+                peer_span = spans_all[pk]
+                matched = EPOCH + peer_span * slot_of(ends, peer_span)  # the peer's window boundary by this end
+                ready &= (matched <= ready_until[pk]) | (ends <= late_us)
+        waiting = np.flatnonzero(~ready)
+        stop = first + (int(waiting[0]) if len(waiting) else len(ends))
+        if stop > first:
+            scored_until[sensor.pk] = _aware(EPOCH + span * stop)
+            bounds[sensor.pk] = (first, stop)
+    if not bounds or not len(windows):
+        return Scoring(champion, [], scored_until)
+    pks, where = np.unique(windows.sensor_pk, return_inverse=True)
+    lo = np.array([bounds.get(int(pk), (0, 0))[0] for pk in pks], dtype=np.int64)[where]
+    hi = np.array([bounds.get(int(pk), (0, 0))[1] for pk in pks], dtype=np.int64)[where]
+    wanted = (windows.slot >= lo) & (windows.slot < hi)
     if not wanted.any():
-        return champion, []
+        return Scoring(champion, [], scored_until)
     import pandas as pd
 
     X = pd.DataFrame(windows.X[wanted], columns=list(FEATURES))
     probabilities = champion.model.predict_proba(X)[:, 1]
-    return champion, [
-        ScoredWindow(
-            int(pk),
-            s.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC),
-            e.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC),
-            float(p),
-        )
-        for pk, s, e, p in zip(
-            windows.sensor_pk[wanted], windows.start[wanted], windows.end[wanted], probabilities, strict=True
-        )
-    ]
+    return Scoring(
+        champion,
+        [
+            ScoredWindow(int(pk), _aware(s), _aware(e), float(p))
+            for pk, s, e, p in zip(
+                windows.sensor_pk[wanted], windows.slot_start[wanted], windows.end[wanted], probabilities, strict=True
+            )
+        ],
+        scored_until,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 def models_train(
     *,
     sensor_types: list[str] | None = None,
+    sensors: list[Sensor] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     window: int = WINDOW,
@@ -37,7 +38,7 @@ def models_train(
     from mlops.training import train_and_register
 
     return train_and_register(
-        sensor_types=sensor_types, start=start, end=end, window=window, promote=promote, seed=seed
+        sensor_types=sensor_types, sensors=sensors, start=start, end=end, window=window, promote=promote, seed=seed
     )
 
 
@@ -88,18 +89,64 @@ class ScoreResult:
 
 
 def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, window: int = WINDOW) -> ScoreResult:
-    """Score the readings of ``sensors`` (one type) in [start, end) with the type's champion.
+    """Score the windows of ``sensors`` (one type) overlapping [start, end) that are ready by ``end``.
 
-    Windows scored at or above ANOMALY_THRESHOLD become Anomaly rows (scoring
-    the same windows again with the same model version adds nothing); those at
-    or above ANOMALY_ALERT_THRESHOLD open an alert for their sensor.
+    On request (the score API, ``score_readings --from``): the sensors' watermarks stay where they are.
+    """
+    from mlops.scoring import window_floor
+
+    since = {sensor.pk: window_floor(start, sensor=sensor, window=window) for sensor in sensors}
+    return _score(sensors=sensors, since=since, until=end, window=window, advance=False)
+
+
+def readings_score_pending(
+    *, sensors: list[Sensor], now: datetime | None = None, since: datetime | None = None, window: int = WINDOW
+) -> ScoreResult:
+    """Score every ready window of ``sensors`` (one type) after each sensor's watermark, and move the watermarks.
+
+    The scheduled run (``score_readings``). A sensor never scored starts at ``since`` (default: now minus
+    SCORING_FIRST_RUN_HOURS). Windows are fixed in time and scored once they are ready (see
+    ``mlops.scoring.score_windows``), so runs at any cadence find the same anomalies as one run over the whole
+    range; ``now`` defaults to the current time.
+    """
+    from mlops.models import ScoringWatermark
+
+    now = now or timezone.now()
+    since = since or now - timedelta(hours=settings.SCORING_FIRST_RUN_HOURS)
+    marks = dict(
+        ScoringWatermark.objects.filter(sensor__in=[sensor.pk for sensor in sensors]).values_list(
+            "sensor_id", "scored_until"
+        )
+    )
+    starts = {sensor.pk: marks.get(sensor.pk, since) for sensor in sensors}
+    return _score(sensors=sensors, since=starts, until=now, window=window, advance=True)
+
+
+def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, advance: bool) -> ScoreResult:
+    """Windows scored at or above ANOMALY_THRESHOLD become Anomaly rows, unique per sensor, window and model
+    version (scoring the same windows again adds nothing, and raises no alert again); new ones at or above
+    ANOMALY_ALERT_THRESHOLD open an alert for their sensor.
     """
     from mlops.models import Anomaly, ScoringRun
     from mlops.scoring import score_windows
 
-    champion, scored = score_windows(sensors=sensors, start=start, end=end, window=window)
+    outcome = score_windows(
+        sensors=sensors,
+        since=since,
+        until=until,
+        window=window,
+        grace=timedelta(seconds=settings.SCORING_GRACE_SECONDS),
+    )
+    champion, scored = outcome.champion, outcome.windows
     found = [item for item in scored if item.score >= settings.ANOMALY_THRESHOLD]
     with transaction.atomic():
+        mine = Anomaly.objects.filter(
+            sensor_id__in={item.sensor_pk for item in found},
+            model_name=champion.name,
+            model_version=champion.version,
+            start__in={item.start for item in found},
+        )
+        known = set(mine.values_list("sensor_id", "start"))
         Anomaly.objects.bulk_create(
             [
                 Anomaly(
@@ -112,19 +159,16 @@ def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, win
                     model_version=champion.version,
                 )
                 for item in found
+                if (item.sensor_pk, item.start) not in known
             ],
-            ignore_conflicts=True,
+            ignore_conflicts=True,  # a concurrent run stored the same window: the constraint keeps one
         )
-        anomalies = list(
-            Anomaly.objects.filter(
-                sensor_id__in=[sensor.pk for sensor in sensors],
-                model_name=champion.name,
-                model_version=champion.version,
-                start__in=[item.start for item in found],
-            ).select_related("sensor")
-        )
+        wanted = {(item.sensor_pk, item.start) for item in found}
+        anomalies = [
+            anomaly for anomaly in mine.select_related("sensor") if (anomaly.sensor_id, anomaly.start) in wanted
+        ]
         for anomaly in anomalies:
-            if anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
+            if (anomaly.sensor_id, anomaly.start) not in known and anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
                 alert_raise(
                     sensor=anomaly.sensor,
                     kind=AlertKind.ANOMALY,
@@ -134,29 +178,59 @@ def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, win
                     f"{anomaly.end:%H:%M} UTC.",
                     anomaly=anomaly,
                 )
-        ScoringRun.objects.create(
-            sensor_type=sensors[0].sensor_type,
-            model_name=champion.name,
-            model_version=champion.version,
-            start=start,
-            end=end,
-            windows=len(scored),
-            anomalies=len(anomalies),
-        )
+        if scored:
+            ScoringRun.objects.create(
+                sensor_type=sensors[0].sensor_type,
+                model_name=champion.name,
+                model_version=champion.version,
+                start=min(item.start for item in scored),
+                end=until,
+                windows=len(scored),
+                anomalies=len(anomalies),
+            )
+        if advance:
+            _watermarks_advance(outcome.scored_until)
     return ScoreResult(champion.name, champion.version, len(scored), anomalies)
 
 
+def _watermarks_advance(scored_until: dict[int, datetime]) -> None:
+    """Move each sensor's watermark forward to ``scored_until`` (never back: runs may overlap)."""
+    from mlops.models import ScoringWatermark
+
+    if not scored_until:
+        return
+    current = {
+        mark.sensor_id: mark
+        for mark in ScoringWatermark.objects.select_for_update().filter(sensor_id__in=list(scored_until))
+    }
+    moved, now = [], timezone.now()
+    for pk, moment in scored_until.items():
+        mark = current.get(pk)
+        if mark is not None and moment > mark.scored_until:
+            mark.scored_until, mark.updated_at = moment, now
+            moved.append(mark)
+    if moved:
+        ScoringWatermark.objects.bulk_update(moved, ["scored_until", "updated_at"])
+    ScoringWatermark.objects.bulk_create(
+        [
+            ScoringWatermark(sensor_id=pk, scored_until=moment)
+            for pk, moment in scored_until.items()
+            if pk not in current
+        ],
+        ignore_conflicts=True,  # created meanwhile by an overlapping run: the next run moves it
+    )
+
+
 def scoring_forget(*, sensors: QuerySet[Sensor], using: str = "default") -> dict[type[models.Model], int]:
-    """Delete what the models found on ``sensors`` (their alerts, anomalies) before the sensors go.
+    """Delete what the models found on ``sensors`` (their alerts, anomalies) and where scoring them stood.
 
     Registered with ``readings.services.register_seed_reset``: ``seed_data --reset`` deletes the seeded
-    sensors and seeds new readings over the same times. The scoring marker (the latest ``ScoringRun`` of a
-    type, where ``score_readings`` continues) is deleted too for every type that only the deleted sensors
-    had, so the next run scores the new readings (its default range) instead of nothing. A type that other
-    sensors still have keeps its marker: deleting it would score their last day again and re-open alerts
-    staff resolved; score the new seeded readings of such a type with ``score_readings --from``.
+    sensors and seeds new readings over the same times. Their scoring watermarks go (the new sensors start
+    afresh: the next ``score_readings`` scores their last SCORING_FIRST_RUN_HOURS, older ones on request
+    with ``--from``); sensors that stay keep theirs, so their alerts staff resolved are not raised again. The
+    log of scoring runs (``ScoringRun``) of every type that only the deleted sensors had goes too.
     """
-    from mlops.models import Alert, Anomaly, ScoringRun
+    from mlops.models import Alert, Anomaly, ScoringRun, ScoringWatermark
 
     pks = list(sensors.values_list("pk", flat=True))
     types = set(sensors.values_list("sensor_type", flat=True))
@@ -165,6 +239,7 @@ def scoring_forget(*, sensors: QuerySet[Sensor], using: str = "default") -> dict
         return {
             Anomaly: Anomaly.objects.using(using).filter(sensor_id__in=pks).delete()[1].get(Anomaly._meta.label, 0),
             Alert: Alert.objects.using(using).filter(sensor_id__in=pks).delete()[1].get(Alert._meta.label, 0),
+            ScoringWatermark: ScoringWatermark.objects.using(using).filter(sensor_id__in=pks).delete()[0],
             ScoringRun: ScoringRun.objects.using(using).filter(sensor_type__in=types).delete()[0],
         }
 

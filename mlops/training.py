@@ -7,7 +7,7 @@ import: every command and web worker would pay for them otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import mlflow
 import numpy as np
@@ -99,6 +99,7 @@ def _out_of_fold(X, y, weights, groups, *, seed: int) -> np.ndarray:
 def train_and_register(
     *,
     sensor_types: list[str] | None = None,
+    sensors: list[Sensor] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     window: int = WINDOW,
@@ -109,20 +110,23 @@ def train_and_register(
 
     Evaluation is out-of-fold by period (blocked cross-validation over time):
     every window is scored by a model that never saw its period, against the
-    faults ``seed_data`` (or staff) recorded. The new version gets the alias ``challenger``, and
+    faults ``seed_data`` (or staff) recorded. ``sensors`` limits the windows trained and evaluated on to
+    theirs (default: every sensor's). The new version gets the alias ``challenger``, and
     ``champion`` when it beats the current champion's F1 on the same windows,
     when there is no champion yet, or when ``promote`` is set.
     """
-    sensors = list(Sensor.objects.order_by("pk"))
-    series = sensor_series(sensors=sensors, start=start, end=end)
-    firsts = [item.times[0] for item in series if len(item.times)]
-    if not firsts:
+    chosen = Sensor.objects.all() if sensors is None else Sensor.objects.filter(pk__in=[s.pk for s in sensors])
+    # The peers of the chosen sensors (the other sensors of their assets) are read for the features only.
+    everyone = list(Sensor.objects.filter(asset__in=chosen.values("asset")).order_by("pk"))
+    series = sensor_series(sensors=everyone, start=start, end=end)
+    if not any(len(item.times) for item in series):
         raise ValueError("No readings in the chosen range: seed or ingest readings first.")
-    origin = start or min(firsts).astype(datetime).replace(tzinfo=UTC)
-    windows = build_windows(series, origin=origin, window=window)
+    windows = build_windows(series, window=window)
+    chosen_pks = set(chosen.values_list("pk", flat=True))
+    windows = windows.subset(np.isin(windows.sensor_pk, list(chosen_pks)))
     labels = label_windows(
         windows,
-        fault_labels(sensor_pks=[item.sensor_pk for item in series], start=start, end=end),
+        fault_labels(sensor_pks=sorted(chosen_pks), start=start, end=end),
         unlabelled_kinds=UNLABELLED_KINDS,
     )
     usable = ~labels.excluded
@@ -154,6 +158,7 @@ def train_and_register(
                     "window": window,
                     "features": ",".join(FEATURES),
                     "start": start.isoformat() if start else "all",
+                    "sensors": "all" if sensors is None else ",".join(sorted(s.sensor_id for s in sensors))[:500],
                     "end": end.isoformat() if end else "all",
                     "own_type_weight": OWN_TYPE_WEIGHT,
                     "decision_threshold": DECISION_THRESHOLD,

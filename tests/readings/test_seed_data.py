@@ -17,7 +17,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mlops.choices import AlertKind, AlertSeverity
-from mlops.models import Alert, Anomaly, ScoringRun
+from mlops.models import Alert, Anomaly, ScoringRun, ScoringWatermark
 from mlops.services import alert_raise
 from readings.choices import FaultKind, FaultSource
 from readings.models import FaultLabel, Reading
@@ -391,7 +391,9 @@ def test_reset_reports_each_kind_and_forgets_what_was_derived_from_the_seeded_da
     ]
     alert_raise(sensor=first, kind=AlertKind.ANOMALY, severity=AlertSeverity.CRITICAL, title="a", anomaly=found[0])
     alert_raise(sensor=second, kind=AlertKind.OUT_OF_RANGE, severity=AlertSeverity.WARNING, title="b")
-    # The scoring marker: score_readings continues each type from the latest end recorded here.
+    # Where scheduled scoring of each sensor continues, and the log of scoring runs per type.
+    for each in Sensor.objects.all():
+        ScoringWatermark.objects.create(sensor=each, scored_until=datetime(2026, 6, 1, 12, tzinfo=UTC))
     for sensor_type in set(Sensor.objects.values_list("sensor_type", flat=True)):
         ScoringRun.objects.create(
             sensor_type=sensor_type,
@@ -410,13 +412,14 @@ def test_reset_reports_each_kind_and_forgets_what_was_derived_from_the_seeded_da
 
     out = seed("--reset", "--readings", "2000", "--end", END)
     assert (
-        f"Reset: deleted 2000 readings, {labels} fault labels, 3 anomalies, 2 alerts, 7 scoring runs, "
-        "20 sensors, 5 assets; revoked 1 API key limited to seeded assets only." in out
+        f"Reset: deleted 2000 readings, {labels} fault labels, 3 anomalies, 2 alerts, 20 scoring watermarks, "
+        "7 scoring runs, 20 sensors, 5 assets; revoked 1 API key limited to seeded assets only." in out
     )
     assert list(Anomaly.objects.all()) == [real_anomaly]
     assert not Alert.objects.exists()
-    # No marker is left for the types only seeded sensors had: the next score_readings scores the new readings
-    # (its default range, the last 24 hours). The real sensor's type keeps its marker.
+    # The new seeded sensors start afresh; the real sensor keeps its watermark (its resolved alerts stay
+    # resolved), and its type its log of runs.
+    assert list(ScoringWatermark.objects.values_list("sensor", flat=True)) == [sensor.pk]
     assert list(ScoringRun.objects.values_list("sensor_type", flat=True)) == [SensorType.TEMPERATURE]
     # A key limited to deleted assets would otherwise have no limit left, i.e. see every asset.
     only_seeded.refresh_from_db()

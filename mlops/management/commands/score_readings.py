@@ -1,25 +1,23 @@
 """``manage.py score_readings``: score readings with each sensor type's champion model."""
 
-from datetime import timedelta
-
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Max
 from django.utils import timezone
 
 from mlops import registry
-from mlops.management.commands.train_models import _moment
-from mlops.models import ScoringRun
+from mlops.management.commands.train_models import _moment, add_sensor_arguments, chosen_sensors
 from mlops.registry import MLflowUnavailable
 from mlops.scoring import NoChampion
-from mlops.services import WINDOW, alerts_notify, readings_score
-from sensors.choices import SensorStatus, SensorType
-from sensors.models import Sensor
+from mlops.services import WINDOW, alerts_notify, readings_score, readings_score_pending
+from sensors.choices import SensorType
 
 
 class Command(BaseCommand):
     help = (
         "Score readings with the champion model of each sensor type and store anomalies (and alerts for the "
-        "strongest). Default range: since the end of the last run of that type (or the last 24 hours) up to now."
+        "strongest). Scheduled (no --from): every window of each sensor that is complete since the sensor's "
+        "watermark (where its last run stopped; a sensor never scored starts SCORING_FIRST_RUN_HOURS back), up "
+        "to now or --to; run it at any cadence, the anomalies are the same. With --from: the windows overlapping "
+        "--from to --to (default now), on request, watermarks untouched."
     )
 
     def execute(self, *args, **options):
@@ -29,8 +27,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--types", default="", help="Comma-separated sensor types (default: all).")
-        parser.add_argument("--from", dest="start", default=None, help="Score readings from (ISO 8601).")
-        parser.add_argument("--to", dest="end", default=None, help="Score readings before (ISO 8601; default now).")
+        add_sensor_arguments(parser, "Score")
+        parser.add_argument(
+            "--from",
+            dest="start",
+            default=None,
+            help="Score the windows from this time (ISO 8601) on request, instead of from each sensor's watermark.",
+        )
+        parser.add_argument(
+            "--to",
+            dest="end",
+            default=None,
+            help="Score windows complete by this time (ISO 8601; default now). Without --from, watermarks move.",
+        )
         parser.add_argument("--window", type=int, default=WINDOW, help=f"Readings per window. Default {WINDOW}.")
 
     def handle(self, *args, **options):
@@ -38,22 +47,24 @@ class Command(BaseCommand):
         unknown = sorted(set(types) - set(SensorType.values))
         if unknown:
             raise CommandError(f"Unknown sensor type(s): {', '.join(unknown)}.")
+        if options["window"] < 3:
+            raise CommandError("--window must be at least 3 readings.")
         end = _moment(options["end"], "--to") if options["end"] else timezone.now()
+        start = _moment(options["start"], "--from") if options["start"] else None
+        if start is not None and start >= end:
+            raise CommandError("--from must be earlier than --to.")
+        # Active sensors (of the --asset given, or all); sensors named with --sensor whatever their status.
+        sensors = chosen_sensors(options["assets"], options["sensors"], active_only=True)
         failures = 0
         for sensor_type in types:
-            sensors = list(Sensor.objects.filter(sensor_type=sensor_type, status=SensorStatus.ACTIVE))
-            if not sensors:
-                continue
-            if options["start"]:
-                start = _moment(options["start"], "--from")
-            else:
-                last = ScoringRun.objects.filter(sensor_type=sensor_type).aggregate(last=Max("end"))["last"]
-                start = last or end - timedelta(days=1)
-            if start >= end:
-                self.stdout.write(f"{sensor_type}: nothing new to score.")
+            group = [sensor for sensor in sensors if sensor.sensor_type == sensor_type]
+            if not group:
                 continue
             try:
-                result = readings_score(sensors=sensors, start=start, end=end, window=options["window"])
+                if start is None:
+                    result = readings_score_pending(sensors=group, now=end, window=options["window"])
+                else:
+                    result = readings_score(sensors=group, start=start, end=end, window=options["window"])
             except NoChampion as exc:
                 self.stdout.write(self.style.WARNING(str(exc)))
                 continue

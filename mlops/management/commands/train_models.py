@@ -6,7 +6,8 @@ from django.utils.dateparse import parse_datetime
 from mlops import registry
 from mlops.registry import MLflowUnavailable
 from mlops.services import WINDOW, models_train
-from sensors.choices import SensorType
+from sensors.choices import SensorStatus, SensorType
+from sensors.models import Asset, Sensor
 
 
 def _moment(value: str, option: str):
@@ -18,9 +19,47 @@ def _moment(value: str, option: str):
     return parsed
 
 
+def add_sensor_arguments(parser, verb: str) -> None:
+    parser.add_argument(
+        "--asset",
+        dest="assets",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help=f"{verb} the sensors of this asset (its code). Repeatable; with --sensor, both sets.",
+    )
+    parser.add_argument(
+        "--sensor",
+        dest="sensors",
+        action="append",
+        default=[],
+        metavar="SENSOR_ID",
+        help=f"{verb} this sensor (its sensor ID). Repeatable.",
+    )
+
+
+def chosen_sensors(asset_codes: list[str], sensor_ids: list[str], *, active_only: bool) -> list[Sensor]:
+    """The sensors of ``asset_codes`` and those of ``sensor_ids`` (every sensor if neither), in pk order.
+
+    ``active_only`` leaves out inactive sensors of the assets (or of the fleet), never one named by its ID.
+    """
+    missing = sorted(set(asset_codes) - set(Asset.objects.filter(code__in=asset_codes).values_list("code", flat=True)))
+    if missing:
+        raise CommandError(f"Unknown asset code(s): {', '.join(missing)}. Asset codes are listed in the admin.")
+    named = list(Sensor.objects.filter(sensor_id__in=sensor_ids))
+    missing = sorted(set(sensor_ids) - {sensor.sensor_id for sensor in named})
+    if missing:
+        raise CommandError(f"Unknown sensor ID(s): {', '.join(missing)}.")
+    pool = Sensor.objects.filter(status=SensorStatus.ACTIVE) if active_only else Sensor.objects.all()
+    if asset_codes or sensor_ids:
+        pool = pool.filter(asset__code__in=asset_codes)
+    return sorted({*pool, *named}, key=lambda sensor: sensor.pk)
+
+
 class Command(BaseCommand):
     help = (
-        "Train one anomaly detector per sensor type on windowed features of the readings, evaluate it against "
+        "Train one anomaly detector per sensor type on windowed features of the readings (of every sensor, or of "
+        "those chosen with --asset and --sensor), evaluate it against "
         "the recorded fault labels (precision, recall, F1 logged to MLflow), register it under "
         "<MLFLOW_MODEL_PREFIX>-<type> with the alias 'challenger', and make it 'champion' when it beats the "
         "current champion's F1 (or with --promote)."
@@ -37,6 +76,7 @@ class Command(BaseCommand):
             default="",
             help=f"Comma-separated sensor types (default: every type with readings): {', '.join(SensorType.values)}.",
         )
+        add_sensor_arguments(parser, "Train and evaluate on")
         parser.add_argument("--from", dest="start", default=None, help="Train on readings from (ISO 8601).")
         parser.add_argument("--to", dest="end", default=None, help="Train on readings before (ISO 8601).")
         parser.add_argument("--window", type=int, default=WINDOW, help=f"Readings per window. Default {WINDOW}.")
@@ -56,9 +96,14 @@ class Command(BaseCommand):
         end = _moment(options["end"], "--to") if options["end"] else None
         if start and end and start >= end:
             raise CommandError("--from must be earlier than --to.")
+        selected = None
+        if options["assets"] or options["sensors"]:
+            # Their peers (the other sensors of their assets) are read for the features, not trained on.
+            selected = chosen_sensors(options["assets"], options["sensors"], active_only=False)
         try:
             results = models_train(
                 sensor_types=types or None,
+                sensors=selected,
                 start=start,
                 end=end,
                 window=options["window"],
