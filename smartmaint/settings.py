@@ -306,7 +306,7 @@ MLFLOW_RETRY_AFTER = env.int("MLFLOW_RETRY_AFTER", default=10)
 ANOMALY_THRESHOLD = env.float("ANOMALY_THRESHOLD", default=0.5)
 ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)
 # Scheduled scoring (score_readings): seconds after its end that a window with some of its readings missing
-# (and no later reading) waits for them before it is scored as it is; and how far back a sensor never scored
+# waits for them before it is scored as it is; and how far back a sensor never scored
 # starts, in hours (older readings, e.g. a backfill, are scored only on request: score_readings --from).
 SCORING_GRACE_SECONDS = env.int("SCORING_GRACE_SECONDS", default=600)
 SCORING_FIRST_RUN_HOURS = env.int("SCORING_FIRST_RUN_HOURS", default=24)
