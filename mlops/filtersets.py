@@ -2,10 +2,10 @@ import django_filters
 
 from mlops.choices import AlertStatus
 from mlops.models import Anomaly
-from smartmaint.api.filters import UTCIsoDateTimeFilter
+from smartmaint.api.filters import StrictFilterSet, UTCIsoDateTimeFilter
 
 
-class AnomalyFilterSet(django_filters.FilterSet):
+class AnomalyFilterSet(StrictFilterSet):
     sensor = django_filters.CharFilter(field_name="sensor__sensor_id", label="Sensor ID")
     asset = django_filters.CharFilter(field_name="sensor__asset__code", label="Asset code")
     vars()["from"] = UTCIsoDateTimeFilter(field_name="end", lookup_expr="gte", label="Ends at or after")

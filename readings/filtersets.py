@@ -2,10 +2,10 @@ import django_filters
 
 from readings.choices import FaultKind, FaultSource
 from readings.models import FaultLabel
-from smartmaint.api.filters import PrimaryKeyFilter, UTCIsoDateTimeFilter
+from smartmaint.api.filters import PrimaryKeyFilter, StrictFilterSet, UTCIsoDateTimeFilter
 
 
-class FaultLabelFilterSet(django_filters.FilterSet):
+class FaultLabelFilterSet(StrictFilterSet):
     # A sensor's external ID is its `sensor_id` everywhere in the API, so the primary keys are `*_pk` here
     # (not NetBox's `*_id`, which would read as the external ID).
     sensor = django_filters.CharFilter(field_name="sensor__sensor_id", label="Sensor ID")

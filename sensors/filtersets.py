@@ -3,9 +3,10 @@ from django.db.models import Q
 
 from sensors.choices import AssetCriticality, AssetStatus, SensorStatus, SensorType
 from sensors.models import Asset, Sensor
+from smartmaint.api.filters import PrimaryKeyFilter, StrictFilterSet
 
 
-class AssetFilterSet(django_filters.FilterSet):
+class AssetFilterSet(StrictFilterSet):
     q = django_filters.CharFilter(method="search", label="Search code, name, site and location")
     site = django_filters.CharFilter()
     status = django_filters.MultipleChoiceFilter(choices=AssetStatus.choices)
@@ -24,10 +25,10 @@ class AssetFilterSet(django_filters.FilterSet):
         )
 
 
-class SensorFilterSet(django_filters.FilterSet):
+class SensorFilterSet(StrictFilterSet):
     q = django_filters.CharFilter(method="search", label="Search sensor ID, name and asset")
     site = django_filters.CharFilter(field_name="asset__site")
-    asset = django_filters.NumberFilter(field_name="asset_id", label="Asset (ID)")
+    asset = PrimaryKeyFilter(field_name="asset_id", label="Asset (ID)")
     asset_code = django_filters.CharFilter(field_name="asset__code", label="Asset (code)")
     type = django_filters.MultipleChoiceFilter(field_name="sensor_type", choices=SensorType.choices)
     status = django_filters.MultipleChoiceFilter(choices=SensorStatus.choices)

@@ -192,7 +192,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        # Unknown fields are a 400, not silently another order (smartmaint.api.filters).
+        "smartmaint.api.filters.StrictOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "smartmaint.api.pagination.LimitOffsetPagination",
     "DEFAULT_RENDERER_CLASSES": [

@@ -69,7 +69,7 @@ class RangeQuerySerializer(serializers.Serializer):
 class AggregateQuerySerializer(RangeQuerySerializer):
     bucket = serializers.ChoiceField(choices=list(BUCKETS), default="1h")
     agg = serializers.CharField(
-        default="avg", help_text=f"Comma-separated, any of: {', '.join(AGGREGATES)}. Default avg."
+        default="avg", allow_blank=True, help_text=f"Comma-separated, any of: {', '.join(AGGREGATES)}. Default avg."
     )
     fill = serializers.ChoiceField(
         choices=["none", "null", "previous"],
@@ -79,6 +79,8 @@ class AggregateQuerySerializer(RangeQuerySerializer):
 
     def validate_agg(self, value):
         # Exactly the schema's form (an array, comma-separated): names, no spaces or empty parts.
+        if value == "":  # an empty array: the default
+            return ["avg"]
         aggs = value.split(",")
         unknown = sorted(set(aggs) - set(AGGREGATES))
         if unknown:

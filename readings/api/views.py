@@ -38,6 +38,7 @@ from readings.services import readings_ingest
 from sensors.api.permissions import CanIngest, CanReadReadings, request_key
 from sensors.models import Sensor
 from sensors.selectors import sensors_visible
+from smartmaint.api.pagination import page_number, query_value
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -106,7 +107,13 @@ class SensorMixin:
         return self._sensor
 
     def range_query(self, serializer_class=RangeQuerySerializer) -> dict:
-        query = serializer_class(data=self.request.query_params)
+        # A plain dict, not the QueryDict: DRF reads a blank form value of an optional field as absent, so `to=`
+        # would silently mean "no bound"; in a query string it is an invalid date-time (400), as the schema says.
+        data = {}
+        for name in serializer_class().fields:
+            if (value := query_value(self.request, name)) is not None:
+                data[name] = value
+        query = serializer_class(data=data)
         query.is_valid(raise_exception=True)
         return query.validated_data
 
@@ -117,8 +124,25 @@ class ReadingCursorPagination(pagination.CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 10_000
 
+    def get_page_size(self, request):
+        # Strict like the other lists' limit (smartmaint.api.pagination): `limit=abc` is a 400, not 500 rows.
+        size = page_number(request, self.page_size_query_param, minimum=1)
+        return self.page_size if size is None else min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Number of results per page, default {self.page_size}; values above {self.max_page_size:,} "
+                    f"are capped at {self.max_page_size:,}."
+                )
+        return parameters
+
     def decode_cursor(self, request):
         """The cursor, checked: a tampered one is the client's error (400), never a query on garbage (500)."""
+        query_value(request, self.cursor_query_param)  # given twice: a 400
         invalid = serializers.ValidationError({"cursor": ["Invalid cursor: use the next or previous link as given."]})
         try:
             cursor = super().decode_cursor(request)
@@ -138,6 +162,7 @@ class ReadingCursorPagination(pagination.CursorPagination):
 @extend_validation_errors(["invalid"], field_name="to")
 @extend_validation_errors(["invalid"], field_name="ordering")
 @extend_validation_errors(["invalid"], field_name="cursor")
+@extend_validation_errors(["invalid"], field_name="limit")
 @extend_schema(
     parameters=[
         RangeQuerySerializer,
@@ -182,7 +207,8 @@ class SensorReadingsView(SensorMixin, generics.ListAPIView):
         return readings_in_range(sensor=self.get_sensor(), start=query.get("from"), end=query.get("to"))
 
     def get_ordering(self) -> str:
-        ordering = self.request.query_params.get("ordering", "time")
+        ordering = query_value(self.request, "ordering")
+        ordering = "time" if ordering is None else ordering
         if ordering not in ("time", "-time"):
             raise serializers.ValidationError({"ordering": ["Use time or -time."]})
         return ordering
@@ -298,11 +324,6 @@ class FleetStatusView(SensorMixin, APIView):
 @extend_schema(
     summary="Ground truth: periods in which a sensor's signal is known to be faulty (injected by seed_data or "
     "labelled by staff), oldest first",
-    parameters=[
-        OpenApiParameter(
-            "ordering", OpenApiTypes.STR, enum=["start", "-start", "end", "-end"], description="Default: start."
-        )
-    ],
 )
 class FaultLabelListView(generics.ListAPIView):
     """For integrators who evaluate their own models: the labels of the sensors the caller may see."""
