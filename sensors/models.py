@@ -9,8 +9,9 @@ from sensors.choices import APIKeyScope, AssetCriticality, AssetStatus, SensorSt
 
 # Asset codes and sensor IDs: also the URL pattern of sensor IDs (sensors.api.converters).
 EXTERNAL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]*"
+# \A and \Z, not ^ and $: Python's $ also matches before a final newline, which would let "PUMP-1\n" through.
 external_id_validator = RegexValidator(
-    rf"^{EXTERNAL_ID_PATTERN}$",
+    rf"\A{EXTERNAL_ID_PATTERN}\Z",
     "Use letters, digits and . _ : - only, starting with a letter or digit.",
 )
 

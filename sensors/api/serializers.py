@@ -56,6 +56,8 @@ class AssetSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        # The code exactly as given: trimmed, " PUMP-1" would pass the pattern the schema states, and fail it.
+        extra_kwargs = {"code": {"trim_whitespace": False}}
 
 
 class SensorSerializer(serializers.ModelSerializer):
@@ -81,6 +83,7 @@ class SensorSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"sensor_id": {"trim_whitespace": False}}
 
     def validate(self, attrs):
         low = attrs.get("normal_min", getattr(self.instance, "normal_min", None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
 from rest_framework import serializers
 
@@ -71,6 +72,8 @@ class AutoSchema(StandardizedErrorsAutoSchema):
             and schema.get("type") == "string"
             and "pattern" not in schema
             and "enum" not in schema
+            # A RegexValidator's own pattern (drf-spectacular adds it) says more, NUL and blanks included.
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)
         ):
             # DRF refuses NUL characters in every CharField, and strips the value before its blank check, so
             # "   " is blank: the pattern says both (COMPONENT_SPLIT_REQUEST adds minLength 1 for non-blank).
