@@ -60,7 +60,7 @@ class Series:
     times: np.ndarray  # datetime64[us], UTC
     values: np.ndarray
     quality: np.ndarray
-    asset_pk: int | None = None  # the other series of the asset are its peers
+    asset_pk: int | None = None
 
     @property
     def width(self) -> float:
@@ -168,7 +168,7 @@ def _baseline_median(values: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 
 def build_windows(series: list[Series], *, window: int) -> Windows:
-    """Windows of every series; peers are the other series of the same asset, matched by time."""
+    """Windows of every series; peers are the other series of the same sensor type, matched by time."""
     per_sensor: dict[int, list[dict]] = {}
     for item in series:
         rows = _own_windows(item, window)
@@ -201,9 +201,13 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
             row["flat_excess"] = float(flat_excess[i])
         per_sensor[item.sensor_pk] = rows
 
-    # Peers: the other sensors of the same asset, each taken at this window's time: the peer's latest window
-    # ending by this window's end and no more than one window (the longer of the two spans) before it. Sensors
-    # of one asset may sample at different rates, so windows are matched by their fixed time range, not number.
+    # Peers: the other sensors of the same type, each taken at this window's time: the peer's latest window
+    # ending by this window's end and no more than one window (the longer of the two spans) before it. Peers may
+    # sample at different rates, so windows are matched by their fixed time range, not by number.
+    # Why the type and not the asset: the peer features compare levels in the sensor's own unit, so only
+    # sensors of one kind can be compared; with the other sensors of the same asset (amperes against degrees),
+    # a plant-wide load change (a shift ending) looked like a fault, and current and flow fell from F1 1.0 to
+    # 0.67 on the default fleet (measured). Behaviour across an asset's sensors is for a model of the asset.
     ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.timedelta64]] = {}
     for item in series:
         rows = per_sensor[item.sensor_pk]
@@ -214,10 +218,9 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
             np.array([row["change"] for row in rows]),
             span,
         )
-    by_asset: dict[int, list[Series]] = defaultdict(list)
+    by_type: dict[str, list[Series]] = defaultdict(list)
     for item in series:
-        if item.asset_pk is not None:
-            by_asset[item.asset_pk].append(item)
+        by_type[item.sensor_type].append(item)
 
     pks, types, starts, stops, slots, slot_starts, matrix = [], [], [], [], [], [], []
     for item in series:
@@ -227,7 +230,7 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
         own_ends, _, _, own_span = ends[item.sensor_pk]
         peer_levels = np.full((len(rows), 0), np.nan)
         peer_changes = np.full((len(rows), 0), np.nan)
-        for peer in by_asset.get(item.asset_pk, []) if item.asset_pk is not None else []:
+        for peer in by_type[item.sensor_type]:
             if peer.sensor_pk == item.sensor_pk or not per_sensor[peer.sensor_pk]:
                 continue
             peer_ends, levels, changes, peer_span = ends[peer.sensor_pk]

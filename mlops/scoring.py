@@ -199,20 +199,22 @@ def lookback_starts(
 ) -> tuple[list[Sensor], dict[int, datetime]]:
     """The sensors to read to score ``sensors`` from their ``since``, with how far back to read each.
 
-    They are ``sensors`` and their peers (the other sensors of their assets). Each is read back as far as its
-    own sampling interval requires: HISTORY_WINDOWS of its own windows before the first window scored on its
-    asset, and one more, since a peer's window matched at that time may start up to two of the peer's spans
+    They are ``sensors`` and their peers (the other sensors of their type). Each is read back as far as its
+    own sampling interval requires: HISTORY_WINDOWS of its own windows before the first window scored of its
+    type, and one more, since a peer's window matched at that time may start up to two of the peer's spans
     earlier (see build_windows). An hourly sensor reads 62 of its 10-hour windows; a minutely sensor beside
     it, or of the same type elsewhere, still reads 62 of its 10-minute ones.
     """
-    earliest: dict[int, np.datetime64] = {}  # per asset: the first window start to score on it
+    earliest: dict[str, np.datetime64] = {}  # per sensor type: the first window start to score of it
     for sensor in sensors:
         span = span_of(sensor.sampling_interval, window)
         begin = EPOCH + span * _first_slot(since[sensor.pk], span)
-        earliest[sensor.asset_id] = min(earliest.get(sensor.asset_id, begin), begin)
-    everyone = list(Sensor.objects.filter(asset__in=list(earliest)).order_by("pk"))
+        earliest[sensor.sensor_type] = min(earliest.get(sensor.sensor_type, begin), begin)
+    everyone = list(Sensor.objects.filter(sensor_type__in=list(earliest)).order_by("pk"))
     starts = {
-        sensor.pk: _aware(earliest[sensor.asset_id] - span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1))
+        sensor.pk: _aware(
+            earliest[sensor.sensor_type] - span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1)
+        )
         for sensor in everyone
     }
     return everyone, starts
@@ -263,20 +265,20 @@ def score_windows(
 
     until_us, late_us = _us(until), _us(until - grace)
     spans_all = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in everyone}
-    asset_of = {sensor.pk: sensor.asset_id for sensor in everyone}
+    group_of = {sensor.pk: sensor.sensor_type for sensor in everyone}
     earliest = {}
     for sensor in sensors:
         begin = EPOCH + spans[sensor.pk] * first_slot[sensor.pk]
-        earliest[sensor.asset_id] = min(earliest.get(sensor.asset_id, begin), begin)
-    # Per series read: the start of its first window not ready yet (from the first window scored on its asset).
+        earliest[sensor.sensor_type] = min(earliest.get(sensor.sensor_type, begin), begin)
+    # Per series read: the start of its first window not ready yet (from the first window scored of its type).
     ready_until: dict[int, np.datetime64] = {}
     for item in series:
         span = spans_all[item.sensor_pk]
-        first = first_slot.get(item.sensor_pk, int(slot_of(np.array([earliest[asset_of[item.sensor_pk]]]), span)[0]))
+        first = first_slot.get(item.sensor_pk, int(slot_of(np.array([earliest[group_of[item.sensor_pk]]]), span)[0]))
         ready_until[item.sensor_pk] = _ready_until(item.times, span, first, until_us, late_us, window)
-    peers: dict[int, list[int]] = {}  # asset pk -> its sensors with readings in the look-back (others cannot matter)
+    peers: dict[str, list[int]] = {}  # sensor type -> its sensors with readings in the look-back (others cannot matter)
     for item in series:
-        peers.setdefault(asset_of[item.sensor_pk], []).append(item.sensor_pk)
+        peers.setdefault(group_of[item.sensor_pk], []).append(item.sensor_pk)
     scored_until: dict[int, datetime] = {}
     bounds: dict[int, tuple[int, int]] = {}
     for sensor in sensors:
@@ -290,8 +292,8 @@ def score_windows(
         ready = np.ones(len(ends), dtype=bool)
         # The peers at the window's time must be ready too (their readings, through the same gateway as a rule,
         # may come late alike): all their windows up to this one's end, or this one ended more than ``grace`` ago
-        # (a dead peer must not stop its asset's scoring).
-        for pk in peers[sensor.asset_id]:
+        # (a dead peer must not stop the scoring of the others).
+        for pk in peers[sensor.sensor_type]:
             if pk != sensor.pk:
                 peer_span = spans_all[pk]
                 matched = EPOCH + peer_span * slot_of(ends, peer_span)  # the peer's window boundary by this end

@@ -116,8 +116,8 @@ def train_and_register(
     when there is no champion yet, or when ``promote`` is set.
     """
     chosen = Sensor.objects.all() if sensors is None else Sensor.objects.filter(pk__in=[s.pk for s in sensors])
-    # The peers of the chosen sensors (the other sensors of their assets) are read for the features only.
-    everyone = list(Sensor.objects.filter(asset__in=chosen.values("asset")).order_by("pk"))
+    # The peers of the chosen sensors (the other sensors of their types) are read for the features only.
+    everyone = list(Sensor.objects.filter(sensor_type__in=chosen.values("sensor_type")).order_by("pk"))
     series = sensor_series(sensors=everyone, start=start, end=end)
     if not any(len(item.times) for item in series):
         raise ValueError("No readings in the chosen range: seed or ingest readings first.")

@@ -1,4 +1,4 @@
-"""Windows fixed in time, peers of the same asset matched by time, look-backs per sensor (mlops.features)."""
+"""Windows fixed in time, peers of the same type matched by time, look-backs per sensor (mlops.features)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -35,14 +35,14 @@ def rows_of(windows, pk):
     return windows.X[windows.sensor_pk == pk], windows.slot_start[windows.sensor_pk == pk]
 
 
-def test_peers_are_the_other_sensors_of_the_same_asset_never_sensors_of_other_assets():
+def test_peers_are_the_other_sensors_of_the_same_type_never_sensors_of_other_types():
     a = series(1, asset=1, values=np.full(1200, 50.0), seed=1)
-    b = series(2, asset=1, values=np.full(1200, 50.0), seed=2)
-    # The same type on another machine, whose level moves: it must not move the first machine's features.
-    c = series(3, asset=2, values=np.r_[np.full(600, 50.0), np.full(600, 85.0)], seed=3)
-    with_other_asset, _ = rows_of(build_windows([a, b, c], window=10), 1)
+    b = series(2, asset=2, values=np.full(1200, 50.0), seed=2)
+    # Another type on the same machine, whose level moves: its unit is not A's, so it must not move A's features.
+    c = series(3, asset=1, values=np.r_[np.full(600, 50.0), np.full(600, 85.0)], seed=3, sensor_type="vibration")
+    with_other_type, _ = rows_of(build_windows([a, b, c], window=10), 1)
     alone, _ = rows_of(build_windows([a, b], window=10), 1)
-    assert np.array_equal(with_other_asset, alone)
+    assert np.array_equal(with_other_type, alone)
     without_peer, _ = rows_of(build_windows([a, c], window=10), 1)
     assert not np.array_equal(without_peer[:, VS_PEERS], alone[:, VS_PEERS])
 
@@ -105,8 +105,9 @@ def test_each_sensor_reads_back_as_far_as_its_own_sampling_interval_needs():
     everyone, starts = lookback_starts(
         sensors=[minutely, hourly], since={minutely.pk: since, hourly.pk: since}, window=10
     )
-    # Peers are the asset's other sensors, of any type; the hourly sensor of the same type elsewhere is not one.
-    assert {sensor.pk for sensor in everyone} == {minutely.pk, neighbour.pk, hourly.pk}
+    # Peers are the other sensors of the same type, wherever they are; another type beside them is not one.
+    assert {sensor.pk for sensor in everyone} == {minutely.pk, hourly.pk}
+    assert neighbour.pk not in starts
     # HISTORY_WINDOWS + 1 windows of each sensor's own length: 10 minutes, not the hourly sensor's 10 hours.
-    assert starts[minutely.pk] == starts[neighbour.pk] == since - timedelta(minutes=10 * (HISTORY_WINDOWS + 1))
+    assert starts[minutely.pk] == since - timedelta(minutes=10 * (HISTORY_WINDOWS + 1))
     assert starts[hourly.pk] == since - timedelta(hours=10 * (HISTORY_WINDOWS + 1))
