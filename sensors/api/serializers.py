@@ -1,7 +1,26 @@
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sensors.models import Asset, Sensor
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField also takes a JSON number (`"notes": 0` is stored as "0"),
+    which the schema's `type: string` refuses. Form and multipart values are strings anyway."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FleetSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True, "description": "Free-form JSON object."})
@@ -37,7 +56,7 @@ def _has_nul(value) -> bool:
     return False
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(FleetSerializer):
     metadata = MetadataField(help_text="Free-form details: maker, model, serial, ...")
 
     class Meta:
@@ -60,7 +79,7 @@ class AssetSerializer(serializers.ModelSerializer):
         extra_kwargs = {"code": {"trim_whitespace": False}}
 
 
-class SensorSerializer(serializers.ModelSerializer):
+class SensorSerializer(FleetSerializer):
     asset_code = serializers.CharField(source="asset.code", read_only=True)
     metadata = MetadataField()
 

@@ -1,6 +1,7 @@
 from django.db.models import ProtectedError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
+from rest_framework.parsers import JSONParser
 
 from sensors.api.permissions import FleetPermission, request_key
 from sensors.api.serializers import AssetSerializer, SensorSerializer
@@ -29,6 +30,10 @@ class FleetViewSet(viewsets.ModelViewSet):
     """Shared behaviour of the fleet resources: permissions, and API keys see only their site/assets."""
 
     permission_classes = [FleetPermission]
+    # JSON bodies only, like ingest: a form cannot say null (normal_min) or carry metadata as an object, and
+    # "1.0" or "null" in a form field would be read otherwise than the schema's types say. Forms get 415;
+    # the browsable API keeps its raw JSON form.
+    parser_classes = [JSONParser]
     visible = None  # selector giving what the caller may see
 
     def get_queryset(self):

@@ -1,12 +1,12 @@
-"""Asset and sensor bodies: the schema states what the server enforces, and the server refuses what the schema
-refuses."""
+"""Asset and sensor bodies: the schema states what the server enforces (identifier pattern, string types, JSON
+only), and the server refuses what the schema refuses."""
 
 import re
 
 import pytest
 
 from sensors.models import Asset, Sensor
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, SensorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +44,42 @@ def test_an_identifier_is_taken_exactly_as_given_or_refused(staff_client, code):
     )
     assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "sensor_id"
     assert not Asset.objects.exclude(pk=asset.pk).exists() and not Sensor.objects.exists()
+
+
+@pytest.mark.parametrize("value", [0, 1.5, True, ["x"], {"a": 1}])
+def test_a_string_field_refuses_other_json_types(staff_client, value):
+    asset = AssetFactory(notes="kept")
+    response = staff_client.patch(f"/api/v1/assets/{asset.pk}", {"notes": value}, format="json")
+    assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "notes"
+    asset.refresh_from_db()
+    assert asset.notes == "kept"
+    sensor = SensorFactory()
+    response = staff_client.patch(f"/api/v1/sensors/{sensor.sensor_id}", {"unit": value}, format="json")
+    assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "unit"
+
+
+def test_fleet_writes_are_json_only_in_the_schema_and_on_the_server(schema, staff_client):
+    for path, method in [
+        ("/api/v1/assets", "post"),
+        ("/api/v1/assets/{id}", "put"),
+        ("/api/v1/assets/{id}", "patch"),
+        ("/api/v1/sensors", "post"),
+        ("/api/v1/sensors/{sensor_id}", "put"),
+        ("/api/v1/sensors/{sensor_id}", "patch"),
+    ]:
+        assert set(schema["paths"][path][method]["requestBody"]["content"]) == {"application/json"}, (path, method)
+    sensor = SensorFactory(normal_min=1.0)
+    url = f"/api/v1/sensors/{sensor.sensor_id}"
+    # "null" in a form field is no number, and a form has no other way to say null: JSON says it.
+    assert staff_client.patch(url, {"normal_min": "null"}, format="multipart").status_code == 415
+    response = staff_client.patch(url, {"normal_min": None}, format="json")
+    assert response.status_code == 200 and response.json()["normal_min"] is None
+    assert (
+        staff_client.post(
+            "/api/v1/assets", "code=A-1&name=A&site=S", content_type="application/x-www-form-urlencoded"
+        ).status_code
+        == 415
+    )
+    assert (
+        staff_client.post("/api/v1/assets", {"code": "A-1", "name": "A", "site": "S"}, format="json").status_code == 201
+    )
