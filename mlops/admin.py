@@ -127,7 +127,7 @@ class AlertAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Mail", {"fields": ["notified_at", "notify_attempts", "notify_error"]}),
+        ("Mail", {"fields": ["notify_state", "notified_at", "notify_attempts", "notify_error", "notify_claimed_at"]}),
     ]
     actions = ["acknowledge", "resolve"]
 

@@ -14,6 +14,15 @@ class AlertSeverity(models.TextChoices):
     CRITICAL = "critical", "Critical"
 
 
+class AlertMailState(models.TextChoices):
+    """Where an alert's mail stands: claimed by one run (``sending``) so that overlapping runs never mail it twice."""
+
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Being sent"
+    SENT = "sent", "Sent"
+    NO_RECIPIENTS = "none", "No subscriber for its severity"
+
+
 class AlertStatus(models.TextChoices):
     OPEN = "open", "Open"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from mlops.choices import AlertKind, AlertSeverity, AlertStatus
+from mlops.choices import AlertKind, AlertMailState, AlertSeverity, AlertStatus
 from sensors.models import Sensor
 
 
@@ -56,7 +56,12 @@ class Alert(models.Model):
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Mail: sent once when the alert opens; failures are kept and retried.
+    # Mail: sent once when the alert opens; failures are kept and retried. A run claims the alert
+    # (``sending`` with the claim time) before it sends, so overlapping runs never mail it twice.
+    notify_state = models.CharField(max_length=16, choices=AlertMailState.choices, default=AlertMailState.PENDING)
+    notify_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a run claimed the alert to mail it (a claim too old is taken back)."
+    )
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_attempts = models.PositiveIntegerField(default=0)
     notify_error = models.TextField(blank=True)
@@ -70,6 +75,14 @@ class Alert(models.Model):
                 fields=["sensor", "kind"],
                 condition=~Q(status=AlertStatus.RESOLVED),
                 name="alert_one_unresolved_per_sensor_kind",
+            ),
+        ]
+        indexes = [
+            # The mail runs look only for alerts still to mail: a small slice of a table that only grows.
+            models.Index(
+                fields=["notify_state"],
+                condition=Q(notify_state__in=[AlertMailState.PENDING, AlertMailState.SENDING]),
+                name="alert_mail_to_send_idx",
             ),
         ]
 

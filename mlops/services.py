@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from mlops import registry
-from mlops.choices import SEVERITY_RANK, AlertKind, AlertSeverity, AlertStatus
+from mlops.choices import SEVERITY_RANK, AlertKind, AlertMailState, AlertSeverity, AlertStatus
 from mlops.features import WINDOW
 from sensors.choices import SensorStatus
 from sensors.models import Sensor
@@ -357,44 +358,98 @@ def _resolve_condition(sensor: Sensor, kind: str) -> int:
 def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
     """Mail each open alert not mailed yet to the subscribers of its severity: one message per alert.
 
-    A failing SMTP server loses nothing: the alert stays pending with the
-    error recorded and is retried by the next call (every scoring and rules
-    run, and ``manage.py check_alerts``).
+    Exactly once whatever runs overlap: a run first claims the alerts it will mail (rows locked with SKIP
+    LOCKED and marked ``sending`` in a short transaction), sends outside any transaction, then marks each
+    sent, or pending again with the attempt counted and the error kept, so the next run retries it. A claim
+    older than ALERT_MAIL_CLAIM_TIMEOUT (its sender died) is taken back by the next run.
     """
-    from mlops.models import Alert, AlertSubscription
+    from mlops.models import AlertSubscription
 
-    pending = Alert.objects.filter(notified_at__isnull=True, status=AlertStatus.OPEN).select_related("sensor")
-    if alert_ids is not None:
-        pending = pending.filter(pk__in=alert_ids)
+    claimed, claimed_at = _alerts_claim(alert_ids=alert_ids)
+    if not claimed:
+        return {"sent": 0, "failed": 0}
     subscriptions = list(
         AlertSubscription.objects.filter(active=True, user__is_active=True)
         .exclude(user__email="")
         .select_related("user")
     )
     sent = failed = 0
-    for alert in pending:
+    # Past half the claim timeout this run starts no new message, so that no other run takes back a claim
+    # while its mail is still going out.
+    deadline = time.monotonic() + settings.ALERT_MAIL_CLAIM_TIMEOUT / 2
+    for alert in claimed:
+        if time.monotonic() > deadline:
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, attempted=False)
+            continue
         recipients = sorted(
             {s.user.email for s in subscriptions if SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[s.min_severity]}
         )
-        alert.notify_attempts += 1
-        try:
-            if recipients:
-                send_mail(
-                    subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
-                    message=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
-                    f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
-                    from_email=None,
-                    recipient_list=recipients,
-                    fail_silently=False,
-                )
-        except Exception as exc:  # any SMTP or network failure: keep the alert pending
-            alert.notify_error = f"{type(exc).__name__}: {exc}"[:1000]
-            alert.save(update_fields=["notify_attempts", "notify_error"])
-            failed += 1
-            logger.warning("Alert %s not mailed (attempt %s): %s", alert.pk, alert.notify_attempts, exc)
+        if not recipients:
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.NO_RECIPIENTS)
             continue
-        alert.notified_at = timezone.now()
-        alert.notify_error = "" if recipients else "no subscribers"
-        alert.save(update_fields=["notify_attempts", "notify_error", "notified_at"])
-        sent += bool(recipients)
+        try:
+            send_mail(
+                subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
+                message=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
+                f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
+                from_email=None,
+                recipient_list=recipients,
+                fail_silently=False,
+            )
+        except Exception as exc:  # any SMTP or network failure: keep the alert pending
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, error=exc)
+            failed += 1
+            continue
+        _alert_mail_finish(alert, claimed_at, state=AlertMailState.SENT)
+        sent += 1
     return {"sent": sent, "failed": failed}
+
+
+def _alerts_claim(*, alert_ids: list[int] | None) -> tuple[list, datetime]:
+    """Mark the alerts this run will mail as ``sending`` (claimed now); rows another run holds are skipped."""
+    from mlops.models import Alert
+
+    now = timezone.now()
+    expired = now - timedelta(seconds=settings.ALERT_MAIL_CLAIM_TIMEOUT)
+    to_mail = Alert.objects.filter(status=AlertStatus.OPEN).filter(
+        models.Q(notify_state=AlertMailState.PENDING)
+        | models.Q(notify_state=AlertMailState.SENDING, notify_claimed_at__lt=expired)
+    )
+    if alert_ids is not None:
+        to_mail = to_mail.filter(pk__in=alert_ids)
+    with transaction.atomic():
+        rows = list(to_mail.select_for_update(skip_locked=True).values_list("pk", "notify_state"))
+        pks = [pk for pk, _ in rows]
+        if pks:
+            Alert.objects.filter(pk__in=pks).update(notify_state=AlertMailState.SENDING, notify_claimed_at=now)
+    for pk, state in rows:
+        if state == AlertMailState.SENDING:
+            logger.warning("Alert %s: claimed for mail before %s and never finished; mailing it again.", pk, expired)
+    return list(Alert.objects.filter(pk__in=pks).select_related("sensor").order_by("pk")), now
+
+
+def _alert_mail_finish(
+    alert, claimed_at: datetime, *, state: str, error: Exception | None = None, attempted: bool = True
+) -> None:
+    """Record how this run's claim on ``alert`` ended: sent (or nobody to mail) or pending again after a failure.
+
+    Only while the claim is still this run's: should it have been taken back meanwhile, the run that took it
+    records the outcome.
+    """
+    from mlops.models import Alert
+
+    fields: dict = {"notify_state": state, "notify_claimed_at": None}
+    if not attempted:
+        pass
+    elif state == AlertMailState.NO_RECIPIENTS:
+        fields.update(notified_at=timezone.now(), notify_error="")
+    else:
+        fields["notify_attempts"] = models.F("notify_attempts") + 1
+        if error is None:
+            fields.update(notified_at=timezone.now(), notify_error="")
+        else:
+            fields["notify_error"] = f"{type(error).__name__}: {error}"[:1000]
+            logger.warning("Alert %s not mailed (attempt %s): %s", alert.pk, alert.notify_attempts + 1, error)
+    mine = Alert.objects.filter(pk=alert.pk, notify_state=AlertMailState.SENDING, notify_claimed_at=claimed_at)
+    if not mine.update(**fields):
+        logger.warning("Alert %s: the claim of this run was taken back before its mail finished.", alert.pk)

@@ -313,6 +313,9 @@ SCORING_GRACE_SECONDS = env.int("SCORING_GRACE_SECONDS", default=600)
 SCORING_FIRST_RUN_HOURS = env.int("SCORING_FIRST_RUN_HOURS", default=24)
 # Consecutive readings outside the normal range that open an alert.
 ALERT_OUT_OF_RANGE_READINGS = env.int("ALERT_OUT_OF_RANGE_READINGS", default=5)
+# Seconds after which an alert claimed for mailing by a run that never finished (it died) is mailed again by the
+# next run. Longer than a run takes to send its mail: a run stops starting new messages after half of it.
+ALERT_MAIL_CLAIM_TIMEOUT = env.int("ALERT_MAIL_CLAIM_TIMEOUT", default=600)
 
 # --- Auth --------------------------------------------------------------------
 # django-axes first: it refuses a locked-out account or address before any password is hashed

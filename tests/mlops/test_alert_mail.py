@@ -1,0 +1,91 @@
+"""Alert mail through a real SMTP server: each alert mailed once whatever runs overlap, bounded when SMTP hangs."""
+
+import threading
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+
+from mlops.models import Alert, AlertSubscription
+from mlops.services import alerts_notify
+from tests.factories import SensorFactory
+from tests.smtp_servers import smtp_server
+
+
+def subscribe(name: str, min_severity: str = "warning") -> str:
+    user = User.objects.create_user(name, email=f"{name}@example.com", password="x", is_staff=True)
+    AlertSubscription.objects.create(user=user, min_severity=min_severity)
+    return user.email
+
+
+def open_alerts(count: int, *, kind: str = "anomaly", severity: str = "critical") -> list[Alert]:
+    # Straight rows, not alert_raise: its mail after commit would go out before the test points SMTP anywhere.
+    return [
+        Alert.objects.create(sensor=SensorFactory(), kind=kind, severity=severity, title=f"Alert {i}")
+        for i in range(count)
+    ]
+
+
+def use_smtp(settings, host: str, port: int, *, timeout: int = 10) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = host, port, timeout
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+
+
+def at_once(count: int, target) -> list:
+    """Run ``target`` in ``count`` threads released together (each with its own database connection)."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = target()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_mail_each_alert_exactly_once(settings):
+    email = subscribe("tech")
+    alerts = open_alerts(20)
+    settings.ALERT_DIGEST_THRESHOLD = 100  # one mail per alert here; storms have their own test
+    with smtp_server(delay=0.05) as inbox:
+        use_smtp(settings, inbox.host, inbox.port)
+        results = at_once(2, alerts_notify)
+
+    assert inbox.recipients() == [email] * 20
+    subjects = [received.message["Subject"] for received in inbox.messages]
+    assert len(set(subjects)) == 20, "an alert was mailed twice"
+    assert sum(result["sent"] for result in results) == 20
+    assert sum(result["failed"] for result in results) == 0
+    for alert in Alert.objects.filter(pk__in=[a.pk for a in alerts]):
+        assert alert.notify_state == "sent" and alert.notified_at is not None
+        assert alert.notify_attempts == 1 and alert.notify_error == ""
+
+
+@pytest.mark.django_db
+def test_a_claim_older_than_the_timeout_is_taken_back_and_a_live_one_left_alone(settings):
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    subscribe("tech")
+    crashed, busy = open_alerts(2)
+    settings.ALERT_MAIL_CLAIM_TIMEOUT = 600
+    now = timezone.now()
+    Alert.objects.filter(pk=crashed.pk).update(notify_state="sending", notify_claimed_at=now - timedelta(seconds=601))
+    Alert.objects.filter(pk=busy.pk).update(notify_state="sending", notify_claimed_at=now - timedelta(seconds=60))
+
+    assert alerts_notify() == {"sent": 1, "failed": 0}
+    assert [message.subject for message in mail.outbox] == [f"[Smart Maintenance] Critical: {crashed.title}"]
+    crashed.refresh_from_db(), busy.refresh_from_db()
+    assert crashed.notify_state == "sent" and crashed.notify_attempts == 1 and crashed.notify_claimed_at is None
+    assert busy.notify_state == "sending" and busy.notified_at is None
