@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -374,35 +374,56 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
         .select_related("user")
     )
     sent = failed = 0
+    # One connection for the run. Its first failure ends the run's sending: with SMTP down or hung, each
+    # further message would only wait EMAIL_TIMEOUT again, and the next run retries them all.
+    connection, error = get_connection(fail_silently=False), None
     # Past half the claim timeout this run starts no new message, so that no other run takes back a claim
     # while its mail is still going out.
     deadline = time.monotonic() + settings.ALERT_MAIL_CLAIM_TIMEOUT / 2
-    for alert in claimed:
-        if time.monotonic() > deadline:
-            _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, attempted=False)
-            continue
-        recipients = sorted(
-            {s.user.email for s in subscriptions if SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[s.min_severity]}
-        )
-        if not recipients:
-            _alert_mail_finish(alert, claimed_at, state=AlertMailState.NO_RECIPIENTS)
-            continue
-        try:
-            send_mail(
-                subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
-                message=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
-                f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
-                from_email=None,
-                recipient_list=recipients,
-                fail_silently=False,
+    try:
+        for alert in claimed:
+            recipients = sorted(
+                {s.user.email for s in subscriptions if SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[s.min_severity]}
             )
-        except Exception as exc:  # any SMTP or network failure: keep the alert pending
-            _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, error=exc)
-            failed += 1
-            continue
-        _alert_mail_finish(alert, claimed_at, state=AlertMailState.SENT)
-        sent += 1
+            if not recipients:
+                _alert_mail_finish(alert, claimed_at, state=AlertMailState.NO_RECIPIENTS)
+                continue
+            if error is None and time.monotonic() > deadline:
+                _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, attempted=False)
+                continue
+            if error is None:
+                message = EmailMessage(
+                    subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
+                    body=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
+                    f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
+                    to=recipients,
+                    connection=connection,
+                )
+                try:
+                    message.send()
+                except Exception as exc:  # any SMTP or network failure: this and the rest stay pending
+                    error = exc
+            if error is not None:
+                _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, error=error)
+                failed += 1
+                continue
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.SENT)
+            sent += 1
+    finally:
+        _smtp_close(connection, failed=error is not None)
     return {"sent": sent, "failed": failed}
+
+
+def _smtp_close(connection, *, failed: bool) -> None:
+    """Close the run's SMTP connection; after a failure without QUIT, which a hung server would not answer either."""
+    raw = getattr(connection, "connection", None)  # the smtplib.SMTP of Django's SMTP backend, if open
+    if failed and raw is not None:
+        raw.close()
+        connection.connection = None
+    try:
+        connection.close()
+    except Exception as exc:  # the mail went out (or was recorded as failed): a failing goodbye changes nothing
+        logger.warning("Closing the SMTP connection failed: %s", exc)
 
 
 def _alerts_claim(*, alert_ids: list[int] | None) -> tuple[list, datetime]:

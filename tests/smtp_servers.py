@@ -78,13 +78,21 @@ def smtp_server(*, delay: float = 0.0):
         controller.stop()
 
 
+@dataclass
+class Hung:
+    host: str
+    port: int
+    accepted: list[socket.socket] = field(default_factory=list)
+
+
 @contextmanager
 def hung_smtp_server():
-    """A listener that accepts connections and never answers (a hung SMTP server); yields (host, port)."""
+    """A listener that accepts connections and never answers (a hung SMTP server); yields a ``Hung``."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    accepted: list[socket.socket] = []
+    hung = Hung(*listener.getsockname())
+    accepted = hung.accepted
     stop = threading.Event()
 
     def accept():
@@ -98,7 +106,7 @@ def hung_smtp_server():
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield listener.getsockname()
+        yield hung
     finally:
         stop.set()
         thread.join()

@@ -1,6 +1,7 @@
 """Alert mail through a real SMTP server: each alert mailed once whatever runs overlap, bounded when SMTP hangs."""
 
 import threading
+import time
 
 import pytest
 from django.contrib.auth.models import User
@@ -9,7 +10,7 @@ from django.db import connection
 from mlops.models import Alert, AlertSubscription
 from mlops.services import alerts_notify
 from tests.factories import SensorFactory
-from tests.smtp_servers import smtp_server
+from tests.smtp_servers import hung_smtp_server, smtp_server
 
 
 def subscribe(name: str, min_severity: str = "warning") -> str:
@@ -89,3 +90,51 @@ def test_a_claim_older_than_the_timeout_is_taken_back_and_a_live_one_left_alone(
     crashed.refresh_from_db(), busy.refresh_from_db()
     assert crashed.notify_state == "sent" and crashed.notify_attempts == 1 and crashed.notify_claimed_at is None
     assert busy.notify_state == "sending" and busy.notified_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hung_smtp_server_holds_its_run_for_the_timeout_only_and_no_other_run_mails_its_alerts(settings):
+    from django.conf import settings as live
+
+    from tests.conftest import run_manage, server_url
+
+    email = subscribe("tech")
+    alerts = open_alerts(3)
+    with hung_smtp_server() as hung:
+        env = {
+            "DATABASE_URL": server_url(live.DATABASES["default"]["NAME"]),
+            "DJANGO_VAR_DIR": str(live.VAR_DIR),
+            "EMAIL_SMTP_HOST": hung.host,
+            "EMAIL_SMTP_PORT": str(hung.port),
+            "EMAIL_SMTP_USE_TLS": "false",
+            "EMAIL_SMTP_TIMEOUT": "5",
+        }
+        stuck = {}
+        thread = threading.Thread(target=lambda: stuck.update(run=run_manage("check_alerts", env=env)))
+        began = time.monotonic()
+        thread.start()
+        while not hung.accepted and thread.is_alive():
+            time.sleep(0.05)
+        assert hung.accepted, stuck["run"].stderr
+
+        # Another run meanwhile, with a working SMTP server: the alerts are the stuck run's, not its.
+        with smtp_server() as inbox:
+            use_smtp(settings, inbox.host, inbox.port)
+            assert alerts_notify()["sent"] == 0
+        thread.join(timeout=120)
+        took = time.monotonic() - began
+    assert not thread.is_alive() and stuck["run"].returncode == 0, stuck["run"].stderr
+    assert inbox.messages == []
+    # The run gave up after one timeout (one connection), instead of waiting EMAIL_SMTP_TIMEOUT once per alert.
+    assert len(hung.accepted) == 1
+    assert took < 120, f"check_alerts took {took:.0f} s against a hung SMTP server"
+    for alert in Alert.objects.filter(pk__in=[a.pk for a in alerts]):
+        assert alert.notify_state == "pending" and alert.notify_attempts == 1
+        assert "timed out" in alert.notify_error
+
+    # The next run, SMTP answering again, mails each of them once.
+    with smtp_server() as inbox:
+        use_smtp(settings, inbox.host, inbox.port)
+        assert alerts_notify()["sent"] == 3
+    assert inbox.recipients() == [email] * 3
+    assert set(Alert.objects.values_list("notify_state", "notify_attempts", "notify_error")) == {("sent", 2, "")}
