@@ -83,3 +83,15 @@ def test_fleet_writes_are_json_only_in_the_schema_and_on_the_server(schema, staf
     assert (
         staff_client.post("/api/v1/assets", {"code": "A-1", "name": "A", "site": "S"}, format="json").status_code == 201
     )
+
+
+@pytest.mark.parametrize("value", [False, True, "1.5", "60", [1], {"a": 1}])
+def test_number_fields_refuse_other_json_types(staff_client, value):
+    sensor = SensorFactory(normal_min=None, normal_max=5.0, sampling_interval=30)
+    url = f"/api/v1/sensors/{sensor.sensor_id}"
+    for field in ("normal_min", "normal_max", "sampling_interval"):
+        response = staff_client.patch(url, {field: value}, format="json")
+        assert response.status_code == 400 and response.json()["errors"][0]["attr"] == field, (field, value)
+    sensor.refresh_from_db()
+    assert (sensor.normal_min, sensor.normal_max, sensor.sampling_interval) == (None, 5.0, 30)
+    assert staff_client.patch(url, {"normal_min": 1, "sampling_interval": 60.0}, format="json").status_code == 200
