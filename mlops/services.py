@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.mail import EmailMessage, get_connection
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -87,6 +87,9 @@ class ScoreResult:
     model_version: str
     windows: int
     anomalies: list
+    # What mailing the alerts this run opened did (alerts_notify's counts); None while it waits for an outer
+    # transaction to commit.
+    mail: dict | None = None
 
 
 def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, window: int = WINDOW) -> ScoreResult:
@@ -168,9 +171,10 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
         anomalies = [
             anomaly for anomaly in mine.select_related("sensor") if (anomaly.sensor_id, anomaly.start) in wanted
         ]
+        opened = []
         for anomaly in anomalies:
             if (anomaly.sensor_id, anomaly.start) not in known and anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
-                alert_raise(
+                alert, new = alert_raise(
                     sensor=anomaly.sensor,
                     kind=AlertKind.ANOMALY,
                     severity=AlertSeverity.CRITICAL if anomaly.score >= 0.95 else AlertSeverity.WARNING,
@@ -178,7 +182,10 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
                     detail=f"{champion.name} v{champion.version} flagged {anomaly.start:%Y-%m-%d %H:%M} to "
                     f"{anomaly.end:%H:%M} UTC.",
                     anomaly=anomaly,
+                    notify=False,
                 )
+                if new:
+                    opened.append(alert.pk)
         if scored:
             ScoringRun.objects.create(
                 sensor_type=sensors[0].sensor_type,
@@ -191,7 +198,9 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
             )
         if advance:
             _watermarks_advance(outcome.scored_until)
-    return ScoreResult(champion.name, champion.version, len(scored), anomalies)
+    # The run's new alerts mailed together, once committed (a storm becomes a digest).
+    mail = alerts_mail_after_commit(alert_ids=opened)
+    return ScoreResult(champion.name, champion.version, len(scored), anomalies, mail)
 
 
 def _watermarks_advance(scored_until: dict[int, datetime]) -> None:
@@ -248,31 +257,43 @@ def scoring_forget(*, sensors: QuerySet[Sensor], using: str = "default") -> dict
 # --- alerts -------------------------------------------------------------------
 
 
-def alert_raise(*, sensor: Sensor, kind: str, severity: str, title: str, detail: str = "", anomaly=None):
+def alert_raise(
+    *, sensor: Sensor, kind: str, severity: str, title: str, detail: str = "", anomaly=None, notify: bool = True
+):
     """Open an alert, or refresh the unresolved one of the same sensor and kind (never two at once).
 
-    A new alert is mailed to subscribers after the transaction commits.
+    A new alert is mailed to subscribers after the transaction commits; with ``notify=False`` the caller
+    mails the alerts it opened together (``alerts_mail_after_commit``), so that a storm becomes one digest.
     """
     from mlops.models import Alert
 
     now = timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update()
-            .filter(sensor=sensor, kind=kind)
-            .exclude(status=AlertStatus.RESOLVED)
-            .first()
-        )
-        if alert is not None:
-            alert.last_seen_at = now
-            if SEVERITY_RANK[severity] > SEVERITY_RANK[alert.severity]:
-                alert.severity = severity
-            alert.save(update_fields=["last_seen_at", "severity"])
-            return alert, False
-        alert = Alert.objects.create(
-            sensor=sensor, kind=kind, severity=severity, title=title[:200], detail=detail, anomaly=anomaly
-        )
-    transaction.on_commit(lambda: alerts_notify(alert_ids=[alert.pk]))
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                alert = (
+                    Alert.objects.select_for_update()
+                    .filter(sensor=sensor, kind=kind)
+                    .exclude(status=AlertStatus.RESOLVED)
+                    .first()
+                )
+                if alert is not None:
+                    alert.last_seen_at = now
+                    if SEVERITY_RANK[severity] > SEVERITY_RANK[alert.severity]:
+                        alert.severity = severity
+                    alert.save(update_fields=["last_seen_at", "severity"])
+                    return alert, False
+                alert = Alert.objects.create(
+                    sensor=sensor, kind=kind, severity=severity, title=title[:200], detail=detail, anomaly=anomaly
+                )
+            break
+        except IntegrityError:
+            # An overlapping run opened the same alert between our look and our insert (the constraint
+            # alert_one_unresolved_per_sensor_kind kept one): look again, and refresh that one.
+            if attempt:
+                raise
+    if notify:
+        alerts_mail_after_commit(alert_ids=[alert.pk])
     return alert, True
 
 
@@ -292,17 +313,19 @@ def alert_resolve(*, alert, user=None) -> None:
         alert.save(update_fields=["status", "resolved_at", "resolved_by"])
 
 
-def alerts_check_rules(*, now: datetime | None = None) -> dict[str, int]:
+def alerts_check_rules(*, now: datetime | None = None) -> dict:
     """Rule-based alerts: N readings in a row outside the normal range; a stale or offline sensor.
 
-    Alerts whose condition no longer holds are resolved (by nobody: the system).
+    Alerts whose condition no longer holds are resolved (by nobody: the system). The alerts a run opens
+    are mailed together once it is done: ``mail`` holds alerts_notify's counts (None while an outer
+    transaction has yet to commit).
     """
     from readings.models import Reading
     from readings.selectors import fleet_status
 
     now = now or timezone.now()
     sensors = {sensor.sensor_id: sensor for sensor in Sensor.objects.filter(status=SensorStatus.ACTIVE)}
-    opened = resolved = 0
+    opened, resolved = [], 0
     states = fleet_status(sensors=Sensor.objects.filter(pk__in=[s.pk for s in sensors.values()]), now=now)
     for state in states:
         sensor = sensors[state["sensor_id"]]
@@ -312,15 +335,16 @@ def alerts_check_rules(*, now: datetime | None = None) -> dict[str, int]:
         ):
             if active:
                 severity = AlertSeverity.CRITICAL if kind == AlertKind.OFFLINE else AlertSeverity.WARNING
-                _, new = alert_raise(
+                alert, new = alert_raise(
                     sensor=sensor,
                     kind=kind,
                     severity=severity,
                     title=f"{sensor.sensor_id} is {state['connectivity']}",
                     detail=f"Last reading {state['age_seconds']:.0f} s ago; "
                     f"expected every {sensor.sampling_interval} s.",
+                    notify=False,
                 )
-                opened += new
+                opened += [alert.pk] if new else []
             else:
                 resolved += _resolve_condition(sensor, kind)
         n = settings.ALERT_OUT_OF_RANGE_READINGS
@@ -331,18 +355,19 @@ def alerts_check_rules(*, now: datetime | None = None) -> dict[str, int]:
             for v in recent
         )
         if outside:
-            _, new = alert_raise(
+            alert, new = alert_raise(
                 sensor=sensor,
                 kind=AlertKind.OUT_OF_RANGE,
                 severity=AlertSeverity.WARNING,
                 title=f"{sensor.sensor_id} outside its normal range",
                 detail=f"The last {n} readings lie outside {sensor.normal_min} to {sensor.normal_max} {sensor.unit}; "
                 f"latest {recent[0]}.",
+                notify=False,
             )
-            opened += new
+            opened += [alert.pk] if new else []
         else:
             resolved += _resolve_condition(sensor, AlertKind.OUT_OF_RANGE)
-    return {"opened": opened, "resolved": resolved}
+    return {"opened": len(opened), "resolved": resolved, "mail": alerts_mail_after_commit(alert_ids=opened)}
 
 
 def _resolve_condition(sensor: Sensor, kind: str) -> int:
@@ -353,6 +378,31 @@ def _resolve_condition(sensor: Sensor, kind: str) -> int:
         .exclude(status=AlertStatus.RESOLVED)
         .update(status=AlertStatus.RESOLVED, resolved_at=timezone.now())
     )
+
+
+def alerts_mail_after_commit(*, alert_ids: list[int]) -> dict[str, int] | None:
+    """Mail ``alert_ids`` now if no transaction is open (and return alerts_notify's counts), else once it commits.
+
+    Never before: a run elsewhere could not see the alerts yet, and a rollback would leave mail about nothing.
+    """
+    if not alert_ids:
+        return None
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: alerts_notify(alert_ids=alert_ids))
+        return None
+    return alerts_notify(alert_ids=alert_ids)
+
+
+def mail_counts_add(*counts: dict[str, int] | None) -> dict[str, int]:
+    """alerts_notify's counts of several calls as one: sums of what each did, the latest of what is left."""
+    total = {"sent": 0, "failed": 0, "messages": 0}
+    left = {"pending": 0, "sending": 0}
+    for one in counts:
+        if one:
+            for key in total:
+                total[key] += one[key]
+            left = {key: one[key] for key in left}
+    return total | left
 
 
 def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
@@ -367,13 +417,13 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
 
     claimed, claimed_at = _alerts_claim(alert_ids=alert_ids)
     if not claimed:
-        return {"sent": 0, "failed": 0}
+        return {"sent": 0, "failed": 0, "messages": 0} | _alerts_mail_left()
     subscriptions = list(
         AlertSubscription.objects.filter(active=True, user__is_active=True)
         .exclude(user__email="")
         .select_related("user")
     )
-    sent = failed = 0
+    sent = failed = messages = 0
     # One connection for the run. Its first failure ends the run's sending: with SMTP down or hung, each
     # further message would only wait EMAIL_TIMEOUT again, and the next run retries them all.
     connection, error = get_connection(fail_silently=False), None
@@ -400,7 +450,7 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
                     connection=connection,
                 )
                 try:
-                    message.send()
+                    messages += message.send()
                 except Exception as exc:  # any SMTP or network failure: this and the rest stay pending
                     error = exc
             if error is not None:
@@ -411,7 +461,20 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
             sent += 1
     finally:
         _smtp_close(connection, failed=error is not None)
-    return {"sent": sent, "failed": failed}
+    return {"sent": sent, "failed": failed, "messages": messages} | _alerts_mail_left()
+
+
+def _alerts_mail_left() -> dict[str, int]:
+    """Open alerts whose mail has not gone out: waiting for a run (``pending``), or in one now (``sending``)."""
+    from mlops.models import Alert
+
+    left = dict(
+        Alert.objects.filter(status=AlertStatus.OPEN, notify_state__in=[AlertMailState.PENDING, AlertMailState.SENDING])
+        .values_list("notify_state")
+        .annotate(n=models.Count("pk"))
+        .order_by()
+    )
+    return {"pending": left.get(AlertMailState.PENDING, 0), "sending": left.get(AlertMailState.SENDING, 0)}
 
 
 def _smtp_close(connection, *, failed: bool) -> None:

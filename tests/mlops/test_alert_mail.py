@@ -1,5 +1,6 @@
 """Alert mail through a real SMTP server: each alert mailed once whatever runs overlap, bounded when SMTP hangs."""
 
+import re
 import threading
 import time
 
@@ -85,7 +86,7 @@ def test_a_claim_older_than_the_timeout_is_taken_back_and_a_live_one_left_alone(
     Alert.objects.filter(pk=crashed.pk).update(notify_state="sending", notify_claimed_at=now - timedelta(seconds=601))
     Alert.objects.filter(pk=busy.pk).update(notify_state="sending", notify_claimed_at=now - timedelta(seconds=60))
 
-    assert alerts_notify() == {"sent": 1, "failed": 0}
+    assert alerts_notify() == {"sent": 1, "failed": 0, "messages": 1, "pending": 0, "sending": 1}
     assert [message.subject for message in mail.outbox] == [f"[Smart Maintenance] Critical: {crashed.title}"]
     crashed.refresh_from_db(), busy.refresh_from_db()
     assert crashed.notify_state == "sent" and crashed.notify_attempts == 1 and crashed.notify_claimed_at is None
@@ -138,3 +139,53 @@ def test_a_hung_smtp_server_holds_its_run_for_the_timeout_only_and_no_other_run_
         assert alerts_notify()["sent"] == 3
     assert inbox.recipients() == [email] * 3
     assert set(Alert.objects.values_list("notify_state", "notify_attempts", "notify_error")) == {("sent", 2, "")}
+
+
+def stale_fleet(count: int) -> list:
+    """``count`` active sensors whose last reading is 5 minutes old at a 60 s interval: each goes stale."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from readings.models import Reading
+
+    sensors = [SensorFactory(sampling_interval=60) for _ in range(count)]
+    Reading.objects.bulk_create(
+        Reading(sensor=sensor, time=timezone.now() - timedelta(minutes=5), value=20.0) for sensor in sensors
+    )
+    return sensors
+
+
+def printed_mail(output: str) -> dict[str, int]:
+    found = re.search(r"Mail: (\d+) sent \((\d+) messages\), (\d+) failed, (\d+) pending", output)
+    assert found, output
+    return dict(zip(["sent", "messages", "failed", "pending"], map(int, found.groups()), strict=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_check_alerts_at_once_print_the_mail_they_really_sent():
+    from django.conf import settings as live
+
+    from tests.conftest import run_manage, server_url
+
+    email = subscribe("tech")
+    stale_fleet(20)
+    with smtp_server(delay=0.05) as inbox:
+        env = {
+            "DATABASE_URL": server_url(live.DATABASES["default"]["NAME"]),
+            "DJANGO_VAR_DIR": str(live.VAR_DIR),
+            "EMAIL_SMTP_HOST": inbox.host,
+            "EMAIL_SMTP_PORT": str(inbox.port),
+            "EMAIL_SMTP_USE_TLS": "false",
+            "ALERT_DIGEST_THRESHOLD": "100",  # one mail per alert here; storms have their own test
+        }
+        runs = at_once(2, lambda: run_manage("check_alerts", env=env))
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    printed = [printed_mail(run.stdout) for run in runs]
+
+    assert inbox.recipients() == [email] * 20
+    assert len({received.message["Subject"] for received in inbox.messages}) == 20
+    assert sum(p["sent"] for p in printed) == 20 and sum(p["messages"] for p in printed) == 20
+    assert [p["failed"] for p in printed] == [0, 0]
+    assert Alert.objects.filter(kind="stale", notify_state="sent", notify_attempts=1).count() == 20

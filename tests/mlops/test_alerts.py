@@ -78,15 +78,15 @@ def test_a_failing_smtp_server_loses_no_alert_and_is_retried(settings, subscribe
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
     settings.EMAIL_USE_TLS = False
-    assert alerts_notify() == {"sent": 0, "failed": 1}
+    assert alerts_notify() == {"sent": 0, "failed": 1, "messages": 0, "pending": 1, "sending": 0}
     alert.refresh_from_db()
     assert alert.notified_at is None and alert.notify_attempts == 1 and "Connection refused" in alert.notify_error
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    assert alerts_notify() == {"sent": 1, "failed": 0}
+    assert alerts_notify() == {"sent": 1, "failed": 0, "messages": 1, "pending": 0, "sending": 0}
     alert.refresh_from_db()
     assert alert.notified_at is not None and alert.notify_attempts == 2 and alert.notify_error == ""
-    assert alerts_notify() == {"sent": 0, "failed": 0}
+    assert alerts_notify() == {"sent": 0, "failed": 0, "messages": 0, "pending": 0, "sending": 0}
     assert len(mail.outbox) == 1
 
 
@@ -113,7 +113,7 @@ def test_acknowledge_then_resolve_and_a_new_alert_may_open_after(subscriber):
 def test_check_alerts_command_reports(settings):
     out = StringIO()
     call_command("check_alerts", stdout=out)
-    assert "Alerts: 0 opened, 0 resolved. Mail: 0 sent, 0 failed" in out.getvalue()
+    assert "Alerts: 0 opened, 0 resolved. Mail: 0 sent (0 messages), 0 failed, 0 pending" in out.getvalue()
 
 
 def test_alert_page_buttons_acknowledge_and_resolve_for_staff_who_may_change(client, subscriber):

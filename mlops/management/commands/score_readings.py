@@ -4,10 +4,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from mlops import registry
+from mlops.management.commands.check_alerts import mail_summary
 from mlops.management.commands.train_models import _moment, add_sensor_arguments, chosen_sensors
 from mlops.registry import MLflowUnavailable
 from mlops.scoring import NoChampion
-from mlops.services import WINDOW, alerts_notify, readings_score, readings_score_pending
+from mlops.services import WINDOW, alerts_notify, mail_counts_add, readings_score, readings_score_pending
 from sensors.choices import SensorType
 
 
@@ -55,7 +56,7 @@ class Command(BaseCommand):
             raise CommandError("--from must be earlier than --to.")
         # Active sensors (of the --asset given, or all); sensors named with --sensor whatever their status.
         sensors = chosen_sensors(options["assets"], options["sensors"], active_only=True)
-        failures = 0
+        failures, mails = 0, []
         for sensor_type in types:
             group = [sensor for sensor in sensors if sensor.sensor_type == sensor_type]
             if not group:
@@ -72,11 +73,12 @@ class Command(BaseCommand):
                 failures += 1
                 self.stderr.write(self.style.ERROR(f"{sensor_type}: {exc}"))
                 continue
+            mails.append(result.mail)  # the alerts this run opened, mailed as it committed them
             self.stdout.write(
                 f"{sensor_type}: {result.windows} windows scored with {result.model_name} v{result.model_version}, "
                 f"{len(result.anomalies)} anomalies."
             )
-        mail = alerts_notify()
-        self.stdout.write(f"Alert mail: {mail['sent']} sent, {mail['failed']} failed (kept for retry).")
+        mails.append(alerts_notify())
+        self.stdout.write(f"Alert {mail_summary(mail_counts_add(*mails))}")
         if failures:
             raise CommandError(f"MLflow could not be reached for {failures} sensor type(s); see above.")
