@@ -62,7 +62,14 @@ def scratch_db():
 
 def run_manage(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """Run ``manage.py`` in a fresh process with ``env`` layered over a clean development environment."""
-    base = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_"))}
+    # MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI: the MLflow library exports them into this process's environment
+    # when a test points it at a server (mlflow.set_tracking_uri), so they would leak into the subprocess.
+    leaked = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_")) and key not in leaked
+    }
     base.update({"DJANGO_DEBUG": "true", "PYTHONDONTWRITEBYTECODE": "1"})
     base.pop("TIMESCALEDB", None)
     base.pop("MIGRATIONS_TABLE", None)

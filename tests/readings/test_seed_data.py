@@ -191,8 +191,8 @@ def test_reset_is_refused_in_production_without_force(settings):
     assert Reading.objects.count() == 400
     out = seed("--reset", "--force", "--readings", "200")
     assert (
-        "Reset: deleted 400 readings, 0 fault labels, 0 anomalies, 0 alerts, 0 scoring runs, 20 sensors, 5 assets."
-        in out
+        "Reset: deleted 400 readings, 0 fault labels, 0 anomalies, 0 alerts, 0 scoring watermarks, 0 scoring runs, "
+        "20 sensors, 5 assets." in out
     )
     assert Reading.objects.count() == 200
 
@@ -204,8 +204,8 @@ def test_reset_starts_over_and_leaves_real_sensors_alone(sensor):
     seeded_pks = set(Sensor.objects.exclude(pk=sensor.pk).values_list("pk", flat=True))
     out = seed("--reset", "--readings", "400", "--end", END)
     assert (
-        "Reset: deleted 400 readings, 0 fault labels, 0 anomalies, 0 alerts, 0 scoring runs, 20 sensors, 5 assets."
-        in out
+        "Reset: deleted 400 readings, 0 fault labels, 0 anomalies, 0 alerts, 0 scoring watermarks, 0 scoring runs, "
+        "20 sensors, 5 assets." in out
     )
     assert "sensors: created 20, already present 0" in out
     assert seeded_pks.isdisjoint(Sensor.objects.values_list("pk", flat=True))
