@@ -127,7 +127,19 @@ class AlertAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Mail", {"fields": ["notify_state", "notified_at", "notify_attempts", "notify_error", "notify_claimed_at"]}),
+        (
+            "Mail",
+            {
+                "fields": [
+                    "notify_state",
+                    "notified_at",
+                    "notified_to",
+                    "notify_attempts",
+                    "notify_error",
+                    "notify_claimed_at",
+                ]
+            },
+        ),
     ]
     actions = ["acknowledge", "resolve"]
 

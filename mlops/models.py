@@ -63,6 +63,9 @@ class Alert(models.Model):
         null=True, blank=True, help_text="When a run claimed the alert to mail it (a claim too old is taken back)."
     )
     notified_at = models.DateTimeField(null=True, blank=True)
+    notified_to = models.JSONField(
+        default=list, blank=True, help_text="Addresses the mail has reached: a retry mails only the others."
+    )
     notify_attempts = models.PositiveIntegerField(default=0)
     notify_error = models.TextField(blank=True)
 

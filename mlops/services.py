@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import smtplib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -406,12 +407,17 @@ def mail_counts_add(*counts: dict[str, int] | None) -> dict[str, int]:
 
 
 def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
-    """Mail each open alert not mailed yet to the subscribers of its severity: one message per alert.
+    """Mail each open alert not mailed yet to the subscribers of its severity, one message per recipient.
 
     Exactly once whatever runs overlap: a run first claims the alerts it will mail (rows locked with SKIP
     LOCKED and marked ``sending`` in a short transaction), sends outside any transaction, then marks each
     sent, or pending again with the attempt counted and the error kept, so the next run retries it. A claim
-    older than ALERT_MAIL_CLAIM_TIMEOUT (its sender died) is taken back by the next run.
+    older than ALERT_MAIL_CLAIM_TIMEOUT (its sender died) is taken back by the next run. Each message goes
+    to one subscriber (To: that address alone), so no one sees who else is mailed, and an address the
+    server refuses for now is retried alone: the alert keeps the addresses it has reached (``notified_to``).
+
+    Returns what the run did (``sent`` alerts, ``messages`` delivered, ``failed`` alerts) and what is left
+    (open alerts ``pending``, or ``sending`` in another run).
     """
     from mlops.models import AlertSubscription
 
@@ -423,45 +429,68 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
         .exclude(user__email="")
         .select_related("user")
     )
-    sent = failed = messages = 0
-    # One connection for the run. Its first failure ends the run's sending: with SMTP down or hung, each
-    # further message would only wait EMAIL_TIMEOUT again, and the next run retries them all.
-    connection, error = get_connection(fail_silently=False), None
+    rank: dict[str, int] = {}  # the least severity mailed to each address (two accounts may share one)
+    for sub in subscriptions:
+        rank[sub.user.email] = min(
+            rank.get(sub.user.email, SEVERITY_RANK[sub.min_severity]), SEVERITY_RANK[sub.min_severity]
+        )
+    wanted = {
+        alert.pk: {email for email, least in rank.items() if SEVERITY_RANK[alert.severity] >= least}
+        for alert in claimed
+    }
+    reached = {alert.pk: set(alert.notified_to) for alert in claimed}
+    plan = [(email, [alert]) for alert in claimed for email in sorted(wanted[alert.pk] - reached[alert.pk])]
+
+    messages, refused, error = 0, {}, None
+    # One connection for the run. A failure other than a refused address ends the run's sending: with SMTP
+    # down or hung, each further message would only wait EMAIL_TIMEOUT again; the next run retries them.
+    connection = get_connection(fail_silently=False)
     # Past half the claim timeout this run starts no new message, so that no other run takes back a claim
     # while its mail is still going out.
     deadline = time.monotonic() + settings.ALERT_MAIL_CLAIM_TIMEOUT / 2
     try:
-        for alert in claimed:
-            recipients = sorted(
-                {s.user.email for s in subscriptions if SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[s.min_severity]}
-            )
-            if not recipients:
-                _alert_mail_finish(alert, claimed_at, state=AlertMailState.NO_RECIPIENTS)
+        for email, alerts in plan:
+            if time.monotonic() > deadline:
+                break
+            try:
+                messages += _alert_message(alerts, to=email, connection=connection).send()
+            except smtplib.SMTPRecipientsRefused as exc:  # this address, for now: the others still go out
+                refused.update((alert.pk, exc) for alert in alerts)
                 continue
-            if error is None and time.monotonic() > deadline:
-                _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, attempted=False)
-                continue
-            if error is None:
-                message = EmailMessage(
-                    subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
-                    body=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
-                    f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
-                    to=recipients,
-                    connection=connection,
-                )
-                try:
-                    messages += message.send()
-                except Exception as exc:  # any SMTP or network failure: this and the rest stay pending
-                    error = exc
-            if error is not None:
-                _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, error=error)
-                failed += 1
-                continue
-            _alert_mail_finish(alert, claimed_at, state=AlertMailState.SENT)
-            sent += 1
+            except Exception as exc:  # any SMTP or network failure: what is not sent stays pending
+                error = exc
+                break
+            for alert in alerts:
+                reached[alert.pk].add(email)
     finally:
         _smtp_close(connection, failed=error is not None)
+
+    sent = failed = 0
+    for alert in claimed:
+        done = sorted(reached[alert.pk])
+        if not wanted[alert.pk]:
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.NO_RECIPIENTS)
+        elif wanted[alert.pk] <= reached[alert.pk]:
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.SENT, notified_to=done)
+            sent += 1
+        elif alert.pk in refused or error is not None:
+            failure = refused.get(alert.pk, error)
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, error=failure, notified_to=done)
+            failed += 1
+        else:  # past the deadline before its turn: not tried, left to the next run
+            _alert_mail_finish(alert, claimed_at, state=AlertMailState.PENDING, attempted=False, notified_to=done)
     return {"sent": sent, "failed": failed, "messages": messages} | _alerts_mail_left()
+
+
+def _alert_message(alerts: list, *, to: str, connection) -> EmailMessage:
+    (alert,) = alerts
+    return EmailMessage(
+        subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
+        body=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
+        f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
+        to=[to],
+        connection=connection,
+    )
 
 
 def _alerts_mail_left() -> dict[str, int]:
@@ -513,7 +542,13 @@ def _alerts_claim(*, alert_ids: list[int] | None) -> tuple[list, datetime]:
 
 
 def _alert_mail_finish(
-    alert, claimed_at: datetime, *, state: str, error: Exception | None = None, attempted: bool = True
+    alert,
+    claimed_at: datetime,
+    *,
+    state: str,
+    error: Exception | None = None,
+    attempted: bool = True,
+    notified_to: list[str] | None = None,
 ) -> None:
     """Record how this run's claim on ``alert`` ended: sent (or nobody to mail) or pending again after a failure.
 
@@ -523,6 +558,8 @@ def _alert_mail_finish(
     from mlops.models import Alert
 
     fields: dict = {"notify_state": state, "notify_claimed_at": None}
+    if notified_to is not None:
+        fields["notified_to"] = notified_to
     if not attempted:
         pass
     elif state == AlertMailState.NO_RECIPIENTS:

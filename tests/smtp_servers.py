@@ -37,6 +37,8 @@ class Inbox:
     port: int
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Addresses the server refuses for now (451, try again later), as a full mailbox or greylisting would.
+    refuse: set[str] = field(default_factory=set)
 
     def recipients(self) -> list[str]:
         """Every delivery (one per envelope recipient), so a duplicate shows up twice."""
@@ -47,6 +49,12 @@ class Inbox:
 class _Handler:
     def __init__(self, inbox: Inbox, delay: float):
         self.inbox, self.delay = inbox, delay
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.inbox.refuse:
+            return "451 4.2.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:

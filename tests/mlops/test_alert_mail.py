@@ -189,3 +189,41 @@ def test_two_check_alerts_at_once_print_the_mail_they_really_sent():
     assert sum(p["sent"] for p in printed) == 20 and sum(p["messages"] for p in printed) == 20
     assert [p["failed"] for p in printed] == [0, 0]
     assert Alert.objects.filter(kind="stale", notify_state="sent", notify_attempts=1).count() == 20
+
+
+@pytest.mark.django_db
+def test_each_subscriber_gets_a_message_of_their_own_and_sees_no_other_address(settings):
+    everyone = [subscribe("ana"), subscribe("ben"), subscribe("chief", min_severity="critical")]
+    open_alerts(2, severity="warning")
+    open_alerts(1, severity="critical")
+    with smtp_server() as inbox:
+        use_smtp(settings, inbox.host, inbox.port)
+        result = alerts_notify()
+
+    assert result["sent"] == 3 and result["messages"] == 7
+    assert sorted(inbox.recipients()) == sorted(everyone[:1] * 3 + everyone[1:2] * 3 + everyone[2:])
+    for received in inbox.messages:
+        assert len(received.rcpt_tos) == 1
+        (own,) = received.rcpt_tos
+        assert received.message["To"] == own
+        for other in set(everyone) - {own}:
+            assert other not in received.headers and other not in received.body
+
+
+@pytest.mark.django_db
+def test_a_recipient_refused_for_now_is_mailed_later_and_the_others_not_again(settings):
+    ana, ben = subscribe("ana"), subscribe("ben")
+    (alert,) = open_alerts(1)
+    with smtp_server() as inbox:
+        use_smtp(settings, inbox.host, inbox.port)
+        inbox.refuse.add(ben)
+        assert alerts_notify()["failed"] == 1
+        alert.refresh_from_db()
+        assert alert.notify_state == "pending" and alert.notify_attempts == 1 and ben in alert.notify_error
+        assert alert.notified_to == [ana]
+
+        inbox.refuse.clear()
+        assert alerts_notify()["sent"] == 1
+    assert inbox.recipients() == [ana, ben]
+    alert.refresh_from_db()
+    assert alert.notify_state == "sent" and alert.notify_attempts == 2 and alert.notified_to == [ana, ben]
