@@ -14,6 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, models, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from mlops import registry
@@ -439,7 +440,15 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
         for alert in claimed
     }
     reached = {alert.pk: set(alert.notified_to) for alert in claimed}
-    plan = [(email, [alert]) for alert in claimed for email in sorted(wanted[alert.pk] - reached[alert.pk])]
+    # A storm (more than ALERT_DIGEST_THRESHOLD alerts for one subscriber in one run: a site gone stale, or
+    # the backlog of an SMTP outage) is one digest to that subscriber; fewer are one message each.
+    plan = []
+    for email in sorted(rank):
+        theirs = [alert for alert in claimed if email in wanted[alert.pk] - reached[alert.pk]]
+        if len(theirs) > settings.ALERT_DIGEST_THRESHOLD:
+            plan.append((email, theirs))
+        else:
+            plan += [(email, [alert]) for alert in theirs]
 
     messages, refused, error = 0, {}, None
     # One connection for the run. A failure other than a refused address ends the run's sending: with SMTP
@@ -483,14 +492,43 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
 
 
 def _alert_message(alerts: list, *, to: str, connection) -> EmailMessage:
-    (alert,) = alerts
+    """One alert's mail, or the digest of several: by severity (highest first), then kind, each with its link."""
+    if len(alerts) == 1:
+        (alert,) = alerts
+        return EmailMessage(
+            subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
+            body=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
+            f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n{_alert_link(alert)}\n",
+            to=[to],
+            connection=connection,
+        )
+    severities = sorted({alert.severity for alert in alerts}, key=SEVERITY_RANK.get, reverse=True)
+    counts = {severity: sum(alert.severity == severity for alert in alerts) for severity in severities}
+    lines = [
+        f"{len(alerts)} new alerts, listed in one mail instead of one mail each.",
+        f"Open alerts: {settings.SITE_URL}{reverse('admin:mlops_alert_changelist')}?status__exact=open",
+    ]
+    for severity in severities:
+        lines += ["", f"{AlertSeverity(severity).label} ({counts[severity]})"]
+        of_severity = [alert for alert in alerts if alert.severity == severity]
+        for kind in sorted({alert.kind for alert in of_severity}):
+            of_kind = [alert for alert in of_severity if alert.kind == kind]
+            lines.append(f"  {AlertKind(kind).label} ({len(of_kind)})")
+            lines += [
+                f"  - {alert.title} (opened {alert.opened_at:%Y-%m-%d %H:%M} UTC)\n    {_alert_link(alert)}"
+                for alert in sorted(of_kind, key=lambda alert: alert.sensor.sensor_id)
+            ]
+    summary = ", ".join(f"{counts[severity]} {severity}" for severity in severities)
     return EmailMessage(
-        subject=f"[Smart Maintenance] {alert.get_severity_display()}: {alert.title}",
-        body=f"{alert.title}\n\n{alert.detail}\n\nSensor: {alert.sensor.sensor_id}\n"
-        f"Opened: {alert.opened_at:%Y-%m-%d %H:%M} UTC\n",
+        subject=f"[Smart Maintenance] {len(alerts)} new alerts: {summary}",
+        body="\n".join(lines) + "\n",
         to=[to],
         connection=connection,
     )
+
+
+def _alert_link(alert) -> str:
+    return f"{settings.SITE_URL}{reverse('admin:mlops_alert_change', args=[alert.pk])}"
 
 
 def _alerts_mail_left() -> dict[str, int]:

@@ -316,6 +316,9 @@ ALERT_OUT_OF_RANGE_READINGS = env.int("ALERT_OUT_OF_RANGE_READINGS", default=5)
 # Seconds after which an alert claimed for mailing by a run that never finished (it died) is mailed again by the
 # next run. Longer than a run takes to send its mail: a run stops starting new messages after half of it.
 ALERT_MAIL_CLAIM_TIMEOUT = env.int("ALERT_MAIL_CLAIM_TIMEOUT", default=600)
+# More alerts than this for one subscriber in one mail run (a site gone stale, an SMTP outage's backlog): one
+# digest mail listing them, instead of one mail each.
+ALERT_DIGEST_THRESHOLD = env.int("ALERT_DIGEST_THRESHOLD", default=10)
 
 # --- Auth --------------------------------------------------------------------
 # django-axes first: it refuses a locked-out account or address before any password is hashed
@@ -399,6 +402,8 @@ EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Smart Maintenance <noreply@localhost>")
+# Where staff open the console, for the links in alert mail (the quick start's address by default).
+SITE_URL = env.str("DJANGO_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security (production) -----------------------------------------------------

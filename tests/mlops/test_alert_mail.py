@@ -3,6 +3,7 @@
 import re
 import threading
 import time
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
@@ -227,3 +228,49 @@ def test_a_recipient_refused_for_now_is_mailed_later_and_the_others_not_again(se
     assert inbox.recipients() == [ana, ben]
     alert.refresh_from_db()
     assert alert.notify_state == "sent" and alert.notify_attempts == 2 and alert.notified_to == [ana, ben]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fleet_gone_stale_is_one_digest_mail_per_subscriber(settings):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from readings.models import Reading
+
+    settings.ALERT_DIGEST_THRESHOLD = 10
+    settings.SITE_URL = "https://maint.example.com"
+    ana, chief = subscribe("ana"), subscribe("chief", min_severity="critical")
+    stale_fleet(12)
+    offline = [SensorFactory(sampling_interval=60) for _ in range(2)]
+    Reading.objects.bulk_create(
+        Reading(sensor=sensor, time=timezone.now() - timedelta(hours=3), value=1.0) for sensor in offline
+    )
+    out = StringIO()
+    with smtp_server() as inbox:
+        use_smtp(settings, inbox.host, inbox.port)
+        call_command("check_alerts", stdout=out)
+
+    assert "Alerts: 14 opened" in out.getvalue()
+    assert printed_mail(out.getvalue()) == {"sent": 14, "messages": 3, "failed": 0, "pending": 0}
+    to_ana = [received for received in inbox.messages if received.rcpt_tos == [ana]]
+    assert len(to_ana) == 1, "one digest, not one mail per alert"
+    digest = to_ana[0]
+    assert digest.message["Subject"] == "[Smart Maintenance] 14 new alerts: 2 critical, 12 warning"
+    body = digest.body
+    # By severity (critical first), then by kind; each alert with its link.
+    assert body.index("Critical (2)") < body.index("Offline (no readings) (2)") < body.index("Warning (12)")
+    assert body.index("Warning (12)") < body.index("Stale (readings late) (12)")
+    alerts = list(Alert.objects.all())
+    assert len(alerts) == 14
+    for alert in alerts:
+        assert alert.title in body
+        assert f"https://maint.example.com/admin/mlops/alert/{alert.pk}/change/" in body
+    # The critical-only subscriber has 2 alerts: under the threshold, one mail each.
+    assert sorted(r.message["Subject"] for r in inbox.messages if r.rcpt_tos == [chief]) == sorted(
+        f"[Smart Maintenance] Critical: {alert.title}" for alert in alerts if alert.kind == "offline"
+    )
+    for alert in alerts:
+        assert alert.notify_state == "sent" and alert.notify_attempts == 1
+        assert alert.notified_to == ([ana, chief] if alert.kind == "offline" else [ana])
