@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: a gunicorn server of the app on a free loopback port."""
+"""Shared pieces of the benchmarks: manage.py, and gunicorn serving the app on a free loopback port (plain, or with
+the web image's config)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,54 @@ class Gunicorn:
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
+
+
+def manage(env: dict, *args: str, capture: bool = False) -> str:
+    """``manage.py *args`` in ``env``; its output when ``capture`` (it fails the benchmark on a non-zero exit)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, capture_output=capture, text=True
+    )
+    return result.stdout
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until /healthz answers 200 on ``port``; ends ``proc`` and the benchmark if it does not within ``timeout``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def start_image_gunicorn(env: dict, *extra_args: str, stdout=None, stderr=None) -> tuple[subprocess.Popen, int]:
+    """gunicorn as the web image runs it (docker/gunicorn.conf.py) on a free port, once /healthz answers.
+
+    ``extra_args`` go after the config (command-line options win over it, e.g. ``--worker-class=sync``).
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(ROOT / "docker" / "gunicorn.conf.py"),
+            "smartmaint.wsgi:application",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            "--access-logfile=/dev/null",
+            *extra_args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+    )
+    wait_healthy(port, proc)
+    return proc, port

@@ -28,47 +28,13 @@ from pathlib import Path
 
 import psycopg
 import redis
-from common import free_port, production_env
+from common import manage, production_env, start_image_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DB = "smartmaint_bench_st"
 REDIS_URL = "redis://127.0.0.1:6379/11"
 STAFF = ("fuzz-staff", "fuzz-staff-password-1")
-
-
-def manage(env, *args, capture=False):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, capture_output=capture, text=True
-    )
-    return result.stdout
-
-
-def start_gunicorn(env: dict) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(ROOT / "docker" / "gunicorn.conf.py"),
-        "smartmaint.wsgi:application",
-        f"--bind=127.0.0.1:{port}",
-        "--log-level=warning",
-        "--access-logfile=/dev/null",
-    ]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stderr=(ROOT / "bench" / "results" / "st-gunicorn.log").open("w"))
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc, port
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("gunicorn did not start")
 
 
 def jwt(port: int) -> str:
@@ -154,7 +120,7 @@ def main() -> int:
             "print(APIKey.objects.create_key(name='fuzz', scope='read_ingest')[1])",
             capture=True,
         ).strip()
-        proc, port = start_gunicorn(env)
+        proc, port = start_image_gunicorn(env, stderr=(ROOT / "bench" / "results" / "st-gunicorn.log").open("w"))
         headers = {"jwt": f"Authorization: Bearer {jwt(port)}", "key": f"Authorization: Api-Key {key}"}
         for caller in args.callers.split(","):
             log = out / f"schemathesis-{caller}.ndjson"

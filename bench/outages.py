@@ -25,7 +25,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from common import Gunicorn, production_env
+from common import Gunicorn, manage, production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,12 +41,6 @@ from tests.outages import throwaway_redis  # noqa: E402
 
 DB = "smartmaint_bench_outage"
 CLIENTS = 4
-
-
-def manage(env, *args) -> str:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
 
 
 class Traffic:
@@ -125,9 +118,9 @@ def main() -> None:
                 # Shorter than the default 5 s, so that each phase shows the recovery.
                 CACHE_RETRY_SECONDS="1",
             )
-            manage(env, "migrate", "--no-input", "-v0")
-            manage(env, "seed_data", "--sensors", "20", "--readings", "20000", "--quiet")
-            created = manage(env, "create_api_key", "bench outages", "--scope", "read_ingest")
+            manage(env, "migrate", "--no-input", "-v0", capture=True)
+            manage(env, "seed_data", "--sensors", "20", "--readings", "20000", "--quiet", capture=True)
+            created = manage(env, "create_api_key", "bench outages", "--scope", "read_ingest", capture=True)
             key = next(line for line in created.splitlines() if re.fullmatch(r"\w+\.\w+", line.strip())).strip()
             sensor_ids = [f"sensor-{n:03d}" for n in range(1, 21)]
             gunicorn = Gunicorn(env, workers=2)

@@ -23,14 +23,13 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psycopg
 import redis
-from common import free_port, production_env
+from common import manage, production_env, start_image_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "smartmaint_bench_slow"
@@ -38,13 +37,6 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 SENSOR = "sensor-001"
 # Seconds a probe may take before it counts as unanswered (the orchestrator's view: the target is 1 s).
 PROBE_TIMEOUT = 10.0
-
-
-def manage(env, *args, capture=False):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, capture_output=capture, text=True
-    )
-    return result.stdout
 
 
 def percentile(values, q):
@@ -131,31 +123,6 @@ def probes(port: int, count: int) -> tuple[list[float], int]:
     return answered, failed
 
 
-def start_gunicorn(env: dict, worker_class: str | None) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(ROOT / "docker" / "gunicorn.conf.py"),
-        "smartmaint.wsgi:application",
-        f"--bind=127.0.0.1:{port}",
-        "--log-level=warning",
-        "--access-logfile=/dev/null",
-    ]
-    if worker_class:
-        args.append(f"--worker-class={worker_class}")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if probe(port) is not None:
-            return proc, port
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("gunicorn did not start")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=10)
@@ -190,7 +157,7 @@ def main() -> int:
             "from sensors.models import APIKey; print(APIKey.objects.create_key(name='bench', scope='read')[1])",
             capture=True,
         ).strip()
-        proc, port = start_gunicorn(env, args.worker_class)
+        proc, port = start_image_gunicorn(env, *([f"--worker-class={args.worker_class}"] if args.worker_class else []))
 
         probes(port, 5)  # warm-up: imports, first database connections
         reference, reference_failed = probes(port, args.probes)
