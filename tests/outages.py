@@ -1,5 +1,6 @@
 """Throwaway PostgreSQL and Redis servers for outage tests: started on free loopback ports, stopped or frozen
-(SIGSTOP) by process group, and removed afterwards. The shared services of the machine are never touched."""
+(SIGSTOP) by process group, and removed afterwards; and a silent listener, a server that accepts and never
+answers. The shared services of the machine are never touched."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -170,3 +173,40 @@ def throwaway_postgres() -> Iterator[Server]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Silent:
+    host: str
+    port: int
+    accepted: list[socket.socket] = field(default_factory=list)
+
+
+@contextmanager
+def silent_listener() -> Iterator[Silent]:
+    """A listener that accepts connections and never answers: a hung server (database, SMTP), a proxy or firewall
+    that swallows packets. ``accepted`` lists the connections taken so far."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    silent = Silent(*listener.getsockname())
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                silent.accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield silent
+    finally:
+        stop.set()
+        thread.join()
+        for conn in silent.accepted:
+            conn.close()
+        listener.close()

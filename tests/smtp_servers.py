@@ -11,6 +11,8 @@ from email.message import Message
 
 from aiosmtpd.controller import Controller
 
+from tests.outages import silent_listener
+
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
 
 
@@ -86,38 +88,5 @@ def smtp_server(*, delay: float = 0.0):
         controller.stop()
 
 
-@dataclass
-class Hung:
-    host: str
-    port: int
-    accepted: list[socket.socket] = field(default_factory=list)
-
-
-@contextmanager
-def hung_smtp_server():
-    """A listener that accepts connections and never answers (a hung SMTP server); yields a ``Hung``."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    hung = Hung(*listener.getsockname())
-    accepted = hung.accepted
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield hung
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+# A hung SMTP server: a listener that accepts connections and never answers (yields a tests.outages.Silent).
+hung_smtp_server = silent_listener

@@ -3,14 +3,13 @@ cause and the remedy, a non-zero exit, no traceback. Each case against a real se
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from contextlib import closing
 
 import psycopg
 import pytest
 
+from tests import outages
 from tests.conftest import run_manage, server_url
 from tests.outages import throwaway_postgres
 from tests.services import free_port
@@ -48,27 +47,8 @@ def test_unknown_host_is_one_line(tmp_path):
 @pytest.fixture
 def silent_listener():
     """A socket that accepts connections and never answers (a firewall that swallows packets, a hung proxy)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted, stop = [], threading.Event()
-
-    def serve():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    with outages.silent_listener() as silent:
+        yield silent.port
 
 
 def test_connect_timeout_against_a_silent_listener_is_one_line_naming_the_setting(silent_listener, tmp_path):
