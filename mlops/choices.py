@@ -30,3 +30,7 @@ class AlertStatus(models.TextChoices):
 
 
 SEVERITY_RANK = {AlertSeverity.INFO: 0, AlertSeverity.WARNING: 1, AlertSeverity.CRITICAL: 2}
+
+
+# Anomaly.kind when no known fault kind was recognised: the normal-behaviour model saw a departure from normal.
+UNKNOWN_DEPARTURE = "unknown"

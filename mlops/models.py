@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from mlops.choices import AlertKind, AlertMailState, AlertSeverity, AlertStatus
+from mlops.choices import UNKNOWN_DEPARTURE, AlertKind, AlertMailState, AlertSeverity, AlertStatus
 from sensors.models import Sensor
 
 
@@ -15,7 +15,20 @@ class Anomaly(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     score = models.FloatField(help_text="The model's anomaly probability, 0 to 1.")
-    kind = models.CharField(max_length=32, default="model", help_text="What found it (the model family).")
+    kind = models.CharField(
+        max_length=32,
+        default=UNKNOWN_DEPARTURE,
+        help_text="What it looks like: a known fault kind the supervised model recognised, or an unknown "
+        "departure from normal.",
+    )
+    detector = models.CharField(
+        max_length=32, default="random_forest", help_text="What found it: random_forest (supervised) or normal."
+    )
+    explanation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Why: the sensors and features that departed most, with their z-scores, and each detector's score.",
+    )
     model_name = models.CharField(max_length=200)
     model_version = models.CharField(max_length=32)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -23,6 +23,11 @@ def model_name(sensor_type: str) -> str:
     return f"{settings.MLFLOW_MODEL_PREFIX}-{sensor_type}"
 
 
+def normal_model_name() -> str:
+    """The registered model holding every asset's normal-behaviour model (see mlops.normal_training)."""
+    return f"{settings.MLFLOW_MODEL_PREFIX}-normal"
+
+
 # Which of the two timeout profiles the MLflow client uses in this process (see command_timeouts).
 _command_profile = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import numpy as np
 from django.conf import settings
 
 from mlops import registry
-from mlops.features import EPOCH, FEATURES, HISTORY_WINDOWS, build_windows, slot_of, span_of
+from mlops.features import EPOCH, FEATURES, HISTORY_WINDOWS, Series, build_windows, slot_of, span_of
 from mlops.selectors import sensor_series
 from sensors.models import Sensor
 
@@ -82,7 +83,18 @@ def champion_model(sensor_type: str) -> CachedModel:
     cannot be asked, the champion in memory keeps serving (stale while error) and MLflow is asked again after
     MLFLOW_RETRY_AFTER seconds; only a type with no model in memory fails, with MLflowUnavailable.
     """
-    name = registry.model_name(sensor_type)
+    return _champion(registry.model_name(sensor_type), f"{sensor_type} sensors", _load)
+
+
+def normal_champion() -> CachedModel | None:
+    """The champion normal-behaviour model of the fleet (its ``model`` is the fleet dict), or None if none yet."""
+    try:
+        return _champion(registry.normal_model_name(), "the normal behaviour of assets", _load_normal)
+    except NoChampion:
+        return None
+
+
+def _champion(name: str, what: str, loader) -> CachedModel:
     entry = _entry(name)
     if entry.fresh():
         return entry.answer()
@@ -95,16 +107,16 @@ def champion_model(sensor_type: str) -> CachedModel:
     try:
         if entry.fresh():  # refreshed by the request this one waited for
             return entry.answer()
-        return _refresh(entry, name, sensor_type)
+        return _refresh(entry, name, what, loader)
     finally:
         entry.lock.release()
 
 
-def _refresh(entry: _Entry, name: str, sensor_type: str) -> CachedModel:
+def _refresh(entry: _Entry, name: str, what: str, loader) -> CachedModel:
     """Ask MLflow where the alias points and load that version if it is not the one in memory (under entry.lock)."""
     try:
-        version = _champion_version(name, sensor_type)
-        model = entry.model if entry.model and entry.model.version == version else _load(name, version)
+        version = _champion_version(name, what)
+        model = entry.model if entry.model and entry.model.version == version else loader(name, version)
     except NoChampion as exc:
         # The alias is gone (or never was): the model in memory must no longer serve.
         entry.model, entry.missing, entry.error = None, str(exc), None
@@ -136,7 +148,7 @@ def _refresh(entry: _Entry, name: str, sensor_type: str) -> CachedModel:
 
 
 @registry.translate_errors
-def _champion_version(name: str, sensor_type: str) -> str:
+def _champion_version(name: str, what: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -144,9 +156,7 @@ def _champion_version(name: str, sensor_type: str) -> str:
     except MlflowException as exc:
         # No registered model (RESOURCE_DOES_NOT_EXIST), or no champion alias on it (INVALID_PARAMETER_VALUE).
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise NoChampion(
-                f"No champion model for {sensor_type} sensors ({name}@champion); run manage.py train_models."
-            ) from exc
+            raise NoChampion(f"No champion model for {what} ({name}@champion); run manage.py train_models.") from exc
         raise
 
 
@@ -156,6 +166,15 @@ def _load(name: str, version: str) -> CachedModel:
 
     registry.configure()
     return CachedModel(name, version, mlflow.sklearn.load_model(f"models:/{name}/{version}"))
+
+
+@registry.translate_errors
+def _load_normal(name: str, version: str) -> CachedModel:
+    import mlflow.pyfunc
+
+    registry.configure()
+    fleet = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().fleet
+    return CachedModel(name, version, fleet)
 
 
 @dataclass
@@ -168,7 +187,7 @@ class ScoredWindow:
 
 @dataclass
 class Scoring:
-    champion: CachedModel
+    champion: CachedModel | None  # the supervised detector of the type; None when it has none (normal model only)
     windows: list[ScoredWindow]
     # Per sensor that has readings from its ``since``: the start of its first window not ready yet, where the next
     # scheduled run continues (every window before it was scored, or had too few readings to score).
@@ -256,7 +275,13 @@ def score_windows(
 
     What is read: see ``lookback_starts``.
     """
-    champion = champion_model(sensors[0].sensor_type)
+    try:
+        champion = champion_model(sensors[0].sensor_type)
+    except NoChampion:
+        # A plant without labelled faults has no supervised detector: the normal-behaviour model scores alone.
+        if normal_champion() is None:
+            raise
+        champion = None
     spans = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in sensors}
     first_slot = {sensor.pk: _first_slot(since[sensor.pk], spans[sensor.pk]) for sensor in sensors}
     everyone, starts = lookback_starts(sensors=sensors, since=since, window=window)
@@ -314,7 +339,7 @@ def score_windows(
     import pandas as pd
 
     X = pd.DataFrame(windows.X[wanted], columns=list(FEATURES))
-    probabilities = champion.model.predict_proba(X)[:, 1]
+    probabilities = champion.model.predict_proba(X)[:, 1] if champion is not None else np.zeros(len(X))
     return Scoring(
         champion,
         [
@@ -325,3 +350,141 @@ def score_windows(
         ],
         scored_until,
     )
+
+
+# The normal model's ratio (departure over threshold) as a score on the supervised model's 0..1 scale: ratio 1.0
+# (on the calibrated threshold) is 0.5, ANOMALY_THRESHOLD's default; 1.5 is 0.8, an alert; 2.1 is 0.95, critical.
+_RATIO_SLOPE = math.log(4) / 0.5
+SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
+
+
+def ratio_score(ratio: np.ndarray | float) -> np.ndarray | float:
+    return 1 / (1 + np.exp(-_RATIO_SLOPE * (np.asarray(ratio, dtype=float) - 1)))
+
+
+@dataclass
+class NormalVerdict:
+    ratio: float  # after the staff's threshold factors
+    score: float
+    explanation: list[dict]
+    kind: str
+
+
+def normal_verdicts(
+    *, normal: CachedModel, sensors: list[Sensor], windows: list[ScoredWindow], window: int, until: datetime
+) -> dict[tuple[int, datetime], NormalVerdict]:
+    """The normal-behaviour model's verdict on each of ``windows`` (of ``sensors``), by (sensor pk, start).
+
+    Per asset with a model: its sensors' readings from the drift test's memory before the first window to the
+    last one's end, one frame, one scoring pass. A window is matched to the asset's frame row ending with it.
+    Sensors whose asset has no model yet (or that joined the asset after it was trained) get no verdict.
+    """
+    from mlops.normal import DRIFT_WINDOWS, AssetModel, asset_frame
+
+    fleet = normal.model
+    by_pk = {sensor.pk: sensor for sensor in sensors}
+    assets: dict[int, list[ScoredWindow]] = {}
+    for item in windows:
+        assets.setdefault(by_pk[item.sensor_pk].asset_id, []).append(item)
+    verdicts = {}
+    for asset_pk, mine in assets.items():
+        asset = by_pk[mine[0].sensor_pk].asset
+        entry = fleet["assets"].get(asset.code)
+        if entry is None:
+            continue
+        model = AssetModel(entry["model"])
+        on_asset = Sensor.objects.filter(asset_id=asset_pk, sensor_id__in=model.params["sensors"])
+        members = {sensor.sensor_id: sensor for sensor in on_asset}
+        ordered = [members.get(sensor_id) for sensor_id in model.params["sensors"]]
+        longest = max(span_of(interval, window) for interval in entry["intervals"])
+        first = _us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1)
+        present = [sensor for sensor in ordered if sensor is not None]
+        series = {item.sensor_pk: item for item in sensor_series(sensors=present, start=_aware(first), end=until)}
+        frame_series, frame_ids = [], []
+        for sensor_id, sensor, interval in zip(model.params["sensors"], ordered, entry["intervals"], strict=True):
+            item = series.get(sensor.pk) if sensor is not None else None
+            if item is None:  # no readings (or no longer on the asset): an empty column, NaN in the frame
+                item = Series(0, "", interval, None, None, np.zeros(0, "datetime64[us]"), np.zeros(0), np.zeros(0))
+            frame_series.append(item)
+            frame_ids.append(sensor_id)
+        frame = asset_frame(frame_series, frame_ids, window=window)
+        if not len(frame):
+            continue
+        scores = model.score(frame)
+        factor = max(asset.threshold_factor, 0.1)
+        for item in mine:
+            sensor = by_pk[item.sensor_pk]
+            if sensor.sensor_id not in model.params["sensors"]:
+                continue
+            column = model.params["sensors"].index(sensor.sensor_id)
+            end = _us(item.start) + span_of(sensor.sampling_interval, window)
+            row = int(np.searchsorted(frame.slot_end, end, side="right")) - 1
+            if row < 0 or frame.slot_end[row] <= _us(item.start):
+                continue
+            explanation = model.explain(scores, row)
+            ratio = float(scores.sensor_ratio[row, column])
+            if explanation and explanation[0]["sensor"] != sensor.sensor_id:
+                # The asset departed, led by another sensor: this one is flagged only for its own statistics
+                # (one anomaly where the departure is, not one on every sensor of the asset).
+                ratio = min(ratio, _own_ratio(model, scores, row, column))
+            ratio /= factor * max(sensor.threshold_factor, 0.1)
+            verdicts[(item.sensor_pk, item.start)] = NormalVerdict(
+                ratio, float(ratio_score(ratio)), _described(explanation, model.params), _kind(explanation, sensor)
+            )
+    return verdicts
+
+
+def _own_ratio(model, scores, row: int, column: int) -> float:
+    """The largest of one sensor's own statistics (its features and drift) over their thresholds at ``row``."""
+    from mlops.normal import CONTRIBUTION_FEATURES
+
+    n = len(CONTRIBUTION_FEATURES)
+    own = np.abs(scores.contributions[row, column * n : (column + 1) * n])
+    thresholds = model.params["thresholds"]
+    limits = np.array([thresholds["drift" if name == "drift" else "z"] for name in CONTRIBUTION_FEATURES])
+    return float((own / limits).max())
+
+
+# What a departure of one feature looks like, as a fault kind staff know (readings.choices.FaultKind), by sign.
+_KINDS = {
+    ("level", 1): "level_shift",
+    ("level", -1): "level_shift",
+    ("drift", 1): "drift",
+    ("drift", -1): "drift",
+    ("spread", 1): "noise_burst",
+    ("spread", -1): "stuck",
+    ("repeats", 1): "stuck",
+    ("range", 1): "spike",
+}
+
+
+def _kind(explanation: list[dict], sensor: Sensor) -> str:
+    """The fault kind the top contribution describes on the sensor itself, or an unknown departure from normal.
+
+    Recognised only when the sensor's own feature leads: a departure led by other sensors of the asset (the
+    relation between them broke) is not one of the kinds staff label per sensor.
+    """
+    from mlops.choices import UNKNOWN_DEPARTURE
+
+    if not explanation or explanation[0]["sensor"] != sensor.sensor_id:
+        return UNKNOWN_DEPARTURE
+    top = explanation[0]
+    return _KINDS.get((top["feature"], 1 if top["z"] > 0 else -1), UNKNOWN_DEPARTURE)
+
+
+def _described(explanation: list[dict], params: dict) -> list[dict]:
+    """Each contribution with a sentence for staff: "level 4.1 sigma above normal (+12 %)"."""
+    from mlops.normal import DESCRIPTIONS, SENSOR_FEATURES
+
+    described = []
+    for item in explanation:
+        z = item["z"]
+        what = DESCRIPTIONS.get(item["feature"], item["feature"])
+        text = f"{what} {abs(z):.1f}{SIGMA} {'above' if z > 0 else 'below'} normal"
+        if item["feature"] == "level" and item["sensor"] in params["sensors"]:
+            index = params["sensors"].index(item["sensor"]) * len(SENSOR_FEATURES)
+            centre, scale = params["centres"][index], params["scales"][index]
+            if abs(centre) > 1e-9:
+                text += f" ({z * scale / abs(centre):+.0%})"
+        described.append({**item, "text": text})
+    return described

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mlops import registry
-from mlops.choices import SEVERITY_RANK, AlertKind, AlertMailState, AlertSeverity, AlertStatus
+from mlops.choices import SEVERITY_RANK, UNKNOWN_DEPARTURE, AlertKind, AlertMailState, AlertSeverity, AlertStatus
 from mlops.features import WINDOW
 from sensors.choices import SensorStatus
 from sensors.models import Sensor
@@ -43,6 +43,24 @@ def models_train(
     return train_and_register(
         sensor_types=sensor_types, sensors=sensors, start=start, end=end, window=window, promote=promote, seed=seed
     )
+
+
+@registry.translate_errors
+def models_train_normal(
+    *,
+    assets: list,
+    sensors: list[Sensor] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    window: int = WINDOW,
+):
+    """Fit the normal-behaviour model of each of ``assets`` on its baseline and register them.
+
+    See ``mlops.normal_training``.
+    """
+    from mlops.normal_training import train_normal
+
+    return train_normal(assets=assets, sensors=sensors, start=start, end=end, window=window)
 
 
 @registry.translate_errors
@@ -92,6 +110,13 @@ class ScoreResult:
     # What mailing the alerts this run opened did (alerts_notify's counts); None while it waits for an outer
     # transaction to commit.
     mail: dict | None = None
+    models: str = ""  # every model that scored, "name vN + name vM"
+
+
+def anomaly_why(anomaly) -> str:
+    """The explanation of an anomaly in one line for people: "level 4.1 sigma above normal (+12 %) on PUMP-1-VIB"."""
+    contributions = (anomaly.explanation or {}).get("contributions") or []
+    return "; ".join(f"{item['text']} on {item['sensor']}" for item in contributions)
 
 
 def readings_score(*, sensors: list[Sensor], start: datetime, end: datetime, window: int = WINDOW) -> ScoreResult:
@@ -134,7 +159,7 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
     ANOMALY_ALERT_THRESHOLD open an alert for their sensor.
     """
     from mlops.models import Anomaly, ScoringRun
-    from mlops.scoring import score_windows
+    from mlops.scoring import normal_champion, normal_verdicts, score_windows
 
     outcome = score_windows(
         sensors=sensors,
@@ -144,34 +169,57 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
         grace=timedelta(seconds=settings.SCORING_GRACE_SECONDS),
     )
     champion, scored = outcome.champion, outcome.windows
-    found = [item for item in scored if item.score >= settings.ANOMALY_THRESHOLD]
+    normal = normal_champion()
+    verdicts = (
+        normal_verdicts(normal=normal, sensors=sensors, windows=scored, window=window, until=until)
+        if normal is not None and scored
+        else {}
+    )
+    # One score per window: the higher of the supervised detector's probability and the normal model's score,
+    # stored under the model that gave it (so scoring again with the same versions adds nothing).
+    found = []
+    for item in scored:
+        verdict = verdicts.get((item.sensor_pk, item.start))
+        normal_wins = verdict is not None and (champion is None or verdict.score > item.score)
+        score = verdict.score if normal_wins else item.score
+        if score < settings.ANOMALY_THRESHOLD:
+            continue
+        source = normal if normal_wins else champion
+        explanation = {"supervised": round(item.score, 4) if champion is not None else None}
+        if verdict is not None:
+            explanation |= {"normal": round(verdict.score, 4), "ratio": round(verdict.ratio, 3)}
+            explanation["contributions"] = verdict.explanation
+        found.append(
+            Anomaly(
+                sensor_id=item.sensor_pk,
+                start=item.start,
+                end=item.end,
+                score=round(score, 4),
+                kind=verdict.kind if verdict is not None else UNKNOWN_DEPARTURE,
+                detector="normal" if normal_wins else "random_forest",
+                explanation=explanation,
+                model_name=source.name,
+                model_version=source.version,
+            )
+        )
     with transaction.atomic():
         mine = Anomaly.objects.filter(
-            sensor_id__in={item.sensor_pk for item in found},
-            model_name=champion.name,
-            model_version=champion.version,
-            start__in={item.start for item in found},
+            sensor_id__in={item.sensor_id for item in found}, start__in={item.start for item in found}
         )
-        known = set(mine.values_list("sensor_id", "start"))
+        key = {(item.sensor_id, item.start): (item.model_name, item.model_version) for item in found}
+        known = {
+            (sensor_id, start)
+            for sensor_id, start, name, version in mine.values_list("sensor_id", "start", "model_name", "model_version")
+            if key.get((sensor_id, start)) == (name, version)
+        }
         Anomaly.objects.bulk_create(
-            [
-                Anomaly(
-                    sensor_id=item.sensor_pk,
-                    start=item.start,
-                    end=item.end,
-                    score=round(item.score, 4),
-                    kind="random_forest",
-                    model_name=champion.name,
-                    model_version=champion.version,
-                )
-                for item in found
-                if (item.sensor_pk, item.start) not in known
-            ],
+            [item for item in found if (item.sensor_id, item.start) not in known],
             ignore_conflicts=True,  # a concurrent run stored the same window: the constraint keeps one
         )
-        wanted = {(item.sensor_pk, item.start) for item in found}
         anomalies = [
-            anomaly for anomaly in mine.select_related("sensor") if (anomaly.sensor_id, anomaly.start) in wanted
+            anomaly
+            for anomaly in mine.select_related("sensor")
+            if key.get((anomaly.sensor_id, anomaly.start)) == (anomaly.model_name, anomaly.model_version)
         ]
         opened = []
         for anomaly in anomalies:
@@ -181,18 +229,19 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
                     kind=AlertKind.ANOMALY,
                     severity=AlertSeverity.CRITICAL if anomaly.score >= 0.95 else AlertSeverity.WARNING,
                     title=f"Anomaly on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
-                    detail=f"{champion.name} v{champion.version} flagged {anomaly.start:%Y-%m-%d %H:%M} to "
-                    f"{anomaly.end:%H:%M} UTC.",
+                    detail=f"{anomaly.model_name} v{anomaly.model_version} flagged {anomaly.start:%Y-%m-%d %H:%M} "
+                    f"to {anomaly.end:%H:%M} UTC." + (f" Why: {anomaly_why(anomaly)}." if anomaly_why(anomaly) else ""),
                     anomaly=anomaly,
                     notify=False,
                 )
                 if new:
                     opened.append(alert.pk)
+        used = champion or normal
         if scored:
             ScoringRun.objects.create(
                 sensor_type=sensors[0].sensor_type,
-                model_name=champion.name,
-                model_version=champion.version,
+                model_name=used.name,
+                model_version=used.version,
                 start=min(item.start for item in scored),
                 end=until,
                 windows=len(scored),
@@ -202,7 +251,8 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
             _watermarks_advance(outcome.scored_until)
     # The run's new alerts mailed together, once committed (a storm becomes a digest).
     mail = alerts_mail_after_commit(alert_ids=opened)
-    return ScoreResult(champion.name, champion.version, len(scored), anomalies, mail)
+    names = " + ".join(f"{model.name} v{model.version}" for model in (champion, normal) if model is not None)
+    return ScoreResult(used.name, used.version, len(scored), anomalies, mail, models=names)
 
 
 def _watermarks_advance(scored_until: dict[int, datetime]) -> None:

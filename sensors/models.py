@@ -1,6 +1,6 @@
 """The fleet: assets (machines) and the sensors mounted on them."""
 
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from rest_framework_api_key.models import AbstractAPIKey
@@ -29,6 +29,21 @@ class Asset(models.Model):
     status = models.CharField(max_length=16, choices=AssetStatus.choices, default=AssetStatus.OPERATIONAL)
     notes = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True, help_text="Free-form details: maker, model, serial, ...")
+    # What normal looks like for this asset (mlops.normal): the period train_models fits it on, when staff choose one.
+    baseline_start = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Start of the period of normal operation the normal-behaviour model learns from "
+        "(empty: its recent history minus faults, alerts and anomalies).",
+    )
+    baseline_end = models.DateTimeField(null=True, blank=True, help_text="End of that period (empty: now).")
+    threshold_factor = models.FloatField(
+        "anomaly threshold factor",
+        default=1.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(10.0)],
+        help_text="Multiplies the calibrated anomaly thresholds of this asset's sensors: above 1 flags fewer "
+        "departures from normal, below 1 more.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -68,6 +83,13 @@ class Sensor(models.Model):
         help_text="Seconds between readings; used to tell online, stale and offline sensors apart.",
     )
     metadata = models.JSONField(default=dict, blank=True)
+    threshold_factor = models.FloatField(
+        "anomaly threshold factor",
+        default=1.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(10.0)],
+        help_text="Multiplies the calibrated anomaly threshold of this sensor (and its asset's factor): above 1 "
+        "flags fewer departures from normal, below 1 more.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

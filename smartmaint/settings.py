@@ -311,6 +311,11 @@ ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)
 # starts, in hours (older readings, e.g. a backfill, are scored only on request: score_readings --from).
 SCORING_GRACE_SECONDS = env.int("SCORING_GRACE_SECONDS", default=600)
 SCORING_FIRST_RUN_HOURS = env.int("SCORING_FIRST_RUN_HOURS", default=24)
+# The normal-behaviour models (mlops.normal): the false-alarm rate per window their thresholds are calibrated
+# for on the baseline (1e-4: about one false anomaly per asset every 10 weeks of 10-minute windows), and how many
+# days of an asset's latest history they learn from when neither --baseline nor the asset's baseline is set.
+NORMAL_FALSE_ALARM_RATE = env.float("NORMAL_FALSE_ALARM_RATE", default=1e-4)
+NORMAL_BASELINE_DAYS = env.int("NORMAL_BASELINE_DAYS", default=14)
 # Consecutive readings outside the normal range that open an alert.
 ALERT_OUT_OF_RANGE_READINGS = env.int("ALERT_OUT_OF_RANGE_READINGS", default=5)
 # Seconds after which an alert claimed for mailing by a run that never finished (it died) is mailed again by the

@@ -5,7 +5,7 @@ from django.utils.dateparse import parse_datetime
 
 from mlops import registry
 from mlops.registry import MLflowUnavailable
-from mlops.services import WINDOW, models_train
+from mlops.services import WINDOW, models_train, models_train_normal
 from sensors.choices import SensorStatus, SensorType
 from sensors.models import Asset, Sensor
 
@@ -62,7 +62,8 @@ class Command(BaseCommand):
         "those chosen with --asset and --sensor), evaluate it against "
         "the recorded fault labels (precision, recall, F1 logged to MLflow), register it under "
         "<MLFLOW_MODEL_PREFIX>-<type> with the alias 'challenger', and make it 'champion' when it beats the "
-        "current champion's F1 (or with --promote)."
+        "current champion's F1 (or with --promote). Then fit the normal-behaviour model of each asset on a "
+        "baseline of normal operation (no labels needed) and register them all as <MLFLOW_MODEL_PREFIX>-normal."
     )
 
     def execute(self, *args, **options):
@@ -81,6 +82,23 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="end", default=None, help="Train on readings before (ISO 8601).")
         parser.add_argument("--window", type=int, default=WINDOW, help=f"Readings per window. Default {WINDOW}.")
         parser.add_argument("--promote", action="store_true", help="Make the new versions champion regardless.")
+        parser.add_argument(
+            "--detector",
+            choices=["all", "supervised", "normal"],
+            default="all",
+            help="Which models to train: the supervised detectors per sensor type (they need labelled faults), the "
+            "normal-behaviour models per asset (no labels), or both (default; the supervised ones are skipped "
+            "with a note when there are no labelled faults).",
+        )
+        parser.add_argument(
+            "--baseline",
+            nargs=2,
+            metavar=("FROM", "TO"),
+            default=None,
+            help="The period of normal operation the normal-behaviour models learn from (ISO 8601). Default: the "
+            "asset's baseline set in the admin, else its last NORMAL_BASELINE_DAYS days of readings minus labelled "
+            "faults, alerts and anomalies.",
+        )
         parser.add_argument("--seed", type=int, default=0, help="Random seed of the model. Default 0.")
 
     def handle(self, *args, **options):
@@ -100,6 +118,17 @@ class Command(BaseCommand):
         if options["assets"] or options["sensors"]:
             # Their peers (the other sensors of their assets) are read for the features, not trained on.
             selected = chosen_sensors(options["assets"], options["sensors"], active_only=False)
+        baseline = None
+        if options["baseline"]:
+            baseline = tuple(_moment(value, "--baseline") for value in options["baseline"])
+            if baseline[0] >= baseline[1]:
+                raise CommandError("--baseline FROM must be earlier than TO.")
+        if options["detector"] in ("all", "supervised"):
+            self._train_supervised(types, selected, start, end, options)
+        if options["detector"] in ("all", "normal"):
+            self._train_normal(selected, baseline, options)
+
+    def _train_supervised(self, types, selected, start, end, options) -> None:
         try:
             results = models_train(
                 sensor_types=types or None,
@@ -113,6 +142,9 @@ class Command(BaseCommand):
         except MLflowUnavailable as exc:
             raise CommandError(str(exc)) from exc
         except ValueError as exc:
+            if options["detector"] == "all" and str(exc).startswith("No labelled faults"):
+                self.stdout.write(self.style.WARNING(f"Supervised detectors not trained: {exc}"))
+                return
             raise CommandError(str(exc)) from exc
         for result in results:
             champion = "none" if result.champion_f1 is None else f"{result.champion_f1:.3f}"
@@ -123,3 +155,23 @@ class Command(BaseCommand):
                 f"({result.scores.detected}/{result.scores.faults} faults, {result.windows} windows); "
                 f"previous champion F1 {champion} -> {outcome}"
             )
+
+    def _train_normal(self, selected, baseline, options) -> None:
+        if selected is None:
+            assets = list(Asset.objects.filter(sensors__isnull=False).distinct().order_by("code"))
+        else:
+            assets = list(Asset.objects.filter(pk__in={sensor.asset_id for sensor in selected}).order_by("code"))
+        start, end = baseline or (None, None)
+        try:
+            result = models_train_normal(
+                assets=assets, sensors=selected, start=start, end=end, window=options["window"]
+            )
+        except (MLflowUnavailable, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        windows = sum(item["windows"] for item in result.assets.values())
+        self.stdout.write(
+            f"{result.model_name} v{result.version}: normal behaviour of {len(result.assets)} asset(s) learnt from "
+            f"{windows} baseline windows -> champion"
+        )
+        for code, why in result.skipped.items():
+            self.stdout.write(self.style.WARNING(f"{code}: no normal model ({why})."))
