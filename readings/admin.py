@@ -31,6 +31,7 @@ from readings.selectors import (
     sensor_latest_readings,
     sensor_sparklines,
     sensor_state,
+    sensor_status_row,
     sparkline_window,
 )
 from sensors.admin import AssetAdmin as FleetAssetAdmin
@@ -92,20 +93,6 @@ class SensorSignalFilter(admin.SimpleListFilter):
         return queryset.filter(sensor_id__in=sensor_ids)
 
 
-def _status_row(sensor: Sensor) -> dict:
-    """A sensor as ``sensor_state`` reads it (the shape of a ``fleet_status`` row)."""
-    return {
-        "sensor_id": sensor.sensor_id,
-        "asset__code": sensor.asset.code,
-        "sensor_type": sensor.sensor_type,
-        "unit": sensor.unit,
-        "status": sensor.status,
-        "sampling_interval": sensor.sampling_interval,
-        "normal_min": sensor.normal_min,
-        "normal_max": sensor.normal_max,
-    }
-
-
 def _number(value: float) -> str:
     return f"{value:.4g}"
 
@@ -154,7 +141,7 @@ class SensorAdmin(FleetSensorAdmin):
         lines = sensor_sparklines(latest=latest, now=now)
         for sensor in sensors:
             reading = latest.get(sensor.pk)
-            sensor.signal_state = sensor_state(_status_row(sensor), reading, now)
+            sensor.signal_state = sensor_state(sensor_status_row(sensor), reading, now)
             sensor.signal_now = now
             window = sparkline_window(reading, now) if reading else None
             sensor.sparkline_data = (lines.get(sensor.pk), window)

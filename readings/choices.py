@@ -15,3 +15,16 @@ class FaultSource(models.TextChoices):
     SEED = "seed", "Injected by seed_data"
     MANUAL = "manual", "Labelled by staff"
     IMPORT = "import", "Imported with readings (import_readings)"
+
+
+class HoldoutShape(models.TextChoices):
+    """Fault shapes that ``seed_data`` never makes (readings/holdout.py): a test of what no model was trained on."""
+
+    DRIFT = "drift", "Slow drift inside the normal range, crossing it hours later"
+    STEP = "step", "Step inside the normal range"
+    VARIANCE = "variance", "Variance growing 1x to 6x, same mean"
+    OSCILLATION = "oscillation", "Oscillation at a new frequency"
+    FROZEN = "frozen", "Frozen value with +-1 LSB dither"
+    FLATLINE = "flatline", "Exact flatline at a plausible value"
+    SPIKES = "spikes", "Intermittent single spikes"
+    GAP = "gap", "Gap, then readings return"

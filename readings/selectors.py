@@ -94,6 +94,20 @@ STATUS_FIELDS = {
 }
 
 
+def sensor_status_row(sensor: Sensor) -> dict:
+    """A sensor as ``sensor_state`` reads it (the shape of a ``fleet_status`` row)."""
+    return {
+        "sensor_id": sensor.sensor_id,
+        "asset__code": sensor.asset.code,
+        "sensor_type": sensor.sensor_type,
+        "unit": sensor.unit,
+        "status": sensor.status,
+        "sampling_interval": sensor.sampling_interval,
+        "normal_min": sensor.normal_min,
+        "normal_max": sensor.normal_max,
+    }
+
+
 def sensor_state(sensor: dict, reading: dict | None, now: datetime) -> dict:
     """One sensor's row of the fleet status: its newest reading, that reading's age, connectivity and range."""
     state = {name: sensor[field] for name, field in STATUS_FIELDS.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -19,6 +20,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from readings.choices import FaultKind, FaultSource
+from readings.holdout import lay_shape, noise_sigma, quantize, replay, resolution
 from readings.imports import (
     LONG_SENSOR_COLUMNS,
     TIME_COLUMNS,
@@ -33,7 +35,7 @@ from readings.imports import (
     read_header,
 )
 from readings.models import FaultLabel, Reading
-from readings.selectors import latest_cache_key
+from readings.selectors import latest_cache_key, readings_shown
 from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
 from sensors.choices import SensorType
 from sensors.models import APIKey, Asset, Sensor, external_id_validator
@@ -1278,3 +1280,143 @@ def _store_labels(closed: list, kinds: list[str], wide_pks, report: ImportReport
     created = imported.count() - before
     report.labels_created += created
     report.labels_present += len(labels) - created
+
+
+# --- holdout fault shapes -------------------------------------------------------
+
+# Sensor metadata key: the periods of readings written by readings_holdout_append, so that staff can tell them
+# from real ones. Kept out of FaultLabel on purpose: training reads fault labels, and must never see these.
+HOLDOUT_MARK = "holdout_faults"
+
+
+@dataclass(frozen=True)
+class HoldoutAppend:
+    """What ``readings_holdout_append`` wrote on one sensor: the readings' period, and the fault's (if any)."""
+
+    sensor_id: str
+    shape: str | None  # None: the sensor's normal behaviour only (a clean sensor beside the faulty ones)
+    first: datetime  # first appended reading's time
+    last: datetime  # last appended reading's time
+    stored: int
+    onset: datetime | None = None  # first affected reading's time (a gap's: the first missing one)
+    end: datetime | None = None  # last affected reading's time
+    crossing: datetime | None = None  # a drift's first reading outside the normal range
+    magnitude: float = 0.0
+    detail: dict = field(default_factory=dict)
+
+    def as_record(self) -> dict:
+        moments = {"first": self.first, "last": self.last, "onset": self.onset, "end": self.end}
+        record = {name: moment.isoformat() if moment else None for name, moment in moments.items()}
+        if self.crossing:
+            record["crossing"] = self.crossing.isoformat()
+        return {"shape": self.shape, **record, "magnitude": self.magnitude}
+
+
+def readings_holdout_append(
+    *,
+    sensor: Sensor,
+    shape: str | None,
+    readings: int,
+    lead: int,
+    seed: int = 0,
+    period: timedelta = timedelta(days=1),
+    periods: int = 7,
+    now: datetime | None = None,
+    using: str = "default",
+) -> HoldoutAppend:
+    """Append ``readings`` readings to ``sensor`` after its latest one, with ``shape`` from reading ``lead`` on.
+
+    The readings continue the sensor's normal behaviour: each is the reading of one ``period`` earlier (else
+    two, ... up to ``periods``) that no fault label covers and the gateway did not flag (see
+    ``readings.holdout``); ``shape`` (a ``HoldoutShape``, None for none) is laid on them from the ``lead``-th
+    on. They go through ``readings_insert``, and the period is recorded in the sensor's metadata under
+    HOLDOUT_MARK, never as a fault label. Readings later than now plus INGEST_MAX_FUTURE_SKEW are refused, as
+    ingest refuses them: they would take the place of the sensor's real readings when these arrive.
+    Raises ValueError when the sensor has no readings, too few recent normal ones, or no room for the shape.
+    """
+    now = now or timezone.now()
+    latest = readings_shown().using(using).filter(sensor=sensor).order_by("-time").values_list("time", flat=True)
+    last = latest.first()
+    if last is None:
+        raise ValueError(f"Sensor {sensor.sensor_id} has no readings to continue.")
+    if readings < 1 or not 0 <= lead < readings:
+        raise ValueError("Append at least one reading, with the onset (lead) among them.")
+    interval = timedelta(seconds=sensor.sampling_interval)
+    if last + interval * readings > now + settings.INGEST_MAX_FUTURE_SKEW:
+        raise ValueError(
+            f"{readings} readings after {sensor.sensor_id}'s latest ({last.isoformat()}) would reach into the "
+            "future, where they would take the place of its real readings. Use a sensor whose readings have stopped."
+        )
+    since = last - period * periods
+    rows = list(
+        readings_shown()
+        .using(using)
+        .filter(sensor=sensor, time__gt=since)
+        .order_by("time")
+        .values_list("time", "value", "quality")
+    )
+    recent_times = np.array([_us(moment) for moment, _, _ in rows], dtype="datetime64[us]")
+    recent_values = np.array([value for _, value, _ in rows], dtype=np.float64)
+    usable = np.array([quality >= 1.0 for _, _, quality in rows], dtype=bool)
+    for start, stop in FaultLabel.objects.using(using).filter(sensor=sensor, end__gt=since).values_list("start", "end"):
+        usable &= (recent_times < _us(start)) | (recent_times > _us(stop))
+    if usable.sum() < 2:
+        raise ValueError(f"Sensor {sensor.sensor_id} has too few recent normal readings to continue.")
+
+    step = np.timedelta64(sensor.sampling_interval * 1_000_000, "us")
+    times = _us(last) + step * np.arange(1, readings + 1)
+    base = replay(
+        recent_times,
+        recent_values,
+        usable,
+        times,
+        period=np.timedelta64(int(period.total_seconds() * 1_000_000), "us"),
+        periods=periods,
+        tolerance=step // 2,
+    )
+    missing = np.isnan(base)
+    if missing.mean() > 0.01:
+        raise ValueError(
+            f"Sensor {sensor.sensor_id} lacks normal readings at {missing.mean():.0%} of the times of day to "
+            f"continue over its last {periods} periods of {period}."
+        )
+    if missing.any():  # a few holes in every recent day: bridged
+        base[missing] = np.interp(np.flatnonzero(missing), np.flatnonzero(~missing), base[~missing])
+    normal = recent_values[usable]
+    lsb = resolution(normal)
+    low = sensor.normal_min if sensor.normal_min is not None else float(normal.min())
+    high = sensor.normal_max if sensor.normal_max is not None else float(normal.max())
+    result = {"sensor_id": sensor.sensor_id, "shape": shape, "first": _aware(times[0]), "last": _aware(times[-1])}
+    if shape is None:
+        values, present = quantize(base, lsb), np.ones(readings, dtype=bool)
+    else:
+        rng = np.random.default_rng([seed, zlib.crc32(sensor.sensor_id.encode())])
+        laid = lay_shape(
+            shape, base, first=lead, normal_min=low, normal_max=high, sigma=noise_sigma(normal), lsb=lsb, rng=rng
+        )
+        values, present = laid.values, laid.present
+        result.update(
+            onset=_aware(times[laid.first]),
+            end=_aware(times[laid.last]),
+            crossing=_aware(times[laid.crossing]) if laid.crossing is not None else None,
+            magnitude=laid.magnitude,
+            detail=laid.detail,
+        )
+    batch = ReadingBatch(
+        np.full(int(present.sum()), sensor.pk, dtype=np.int64),
+        times[present],
+        values[present],
+        np.ones(int(present.sum())),
+    )
+    with transaction.atomic(using=using):
+        stored = readings_insert(batch=batch, using=using)
+        appended = HoldoutAppend(stored=stored, **result)
+        records = [*sensor.metadata.get(HOLDOUT_MARK, []), appended.as_record()]
+        sensor.metadata = {**sensor.metadata, HOLDOUT_MARK: records}
+        sensor.save(using=using, update_fields=["metadata"])
+    transaction.on_commit(lambda: cache.delete(latest_cache_key(sensor.pk)), using=using)
+    return appended
+
+
+def _us(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")

@@ -1,0 +1,344 @@
+"""Benchmark: fault shapes no model was trained on (readings/holdout.py), through the product, per shape.
+
+On the local PostgreSQL (database smartmaint_bench_holdout, recreated and dropped) with a local MLflow store
+in a temporary directory:
+
+1. `seed_data`: --sensors sensors (4 per asset), --days days of readings a minute apart each, ending END.
+2. `train_models --promote`: every detector the command trains (the supervised random forests; the per-asset
+   normal-behaviour models where the product has them).
+3. Assets without a degradation episode (whose trend has no normal continuation) are taken in order: the first
+   len(shapes) x --repeats get one holdout shape each, on one sensor (the sensor rotates with the shape, so
+   the shapes meet several sensor types), the next --clean-assets none. Every sensor of those assets gets
+   --hours of readings after END through `readings_holdout_append` (its normal behaviour replayed from the
+   same time of day on recent days, the shape laid on it from its onset, staggered over the day).
+4. `score_readings --from END --to END+hours`.
+5. Per shape, for the product's anomalies, for those that reach the alert threshold, and for each detector
+   alone (its own score in the anomaly's explanation: the normal model, and the supervised random forest as
+   the reference):
+   - detected: an anomaly whose window lies at least half inside the fault (an alarm touching only a fault's
+     edge is not credited: the window after a flatline ends, mostly normal readings, is a false alarm);
+   - minutes from the onset to the end of the first such window (when the window's last reading is in: the
+     earliest its anomaly can be raised); drift: whether that was before the drift crossed the normal range;
+   - a gap has no readings to score: it is detected by the staleness rule (check_alerts, readings.selectors
+     sensor_state) evaluated each minute of the gap on the reading before it;
+   - anomalies after the fault (windows less than half inside it, ending after it), e.g. when a flatline or
+     gap ends, and before its onset.
+   Clean sensors (every sensor without a shape: the faulty sensors' siblings and the clean assets' sensors):
+   anomalies over the appended period per sensor-week.
+Targets (issue 12): every shape detected; median minutes to detection under 30; at most 1 false anomaly per
+sensor-week on clean sensors; none when a flatline or gap ends. The reference is the supervised model alone
+in the same run.
+
+    .venv/bin/python bench/holdout.py [--sensors 64] [--days 7] [--hours 24] [--repeats 1] [--clean-assets 4]
+
+Prints a table per shape and writes bench/results/holdout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = "smartmaint_bench_holdout"
+END = "2026-01-01T00:00:00Z"
+# Columns: every anomaly the product stores, those that open an alert, and each detector alone.
+PRODUCT = "product"
+ALERTS = "alerts"
+NORMAL = "normal"
+SUPERVISED = "random_forest"
+# Onsets: LEAD_HOURS after the training period ends, staggered by STAGGER_MINUTES per faulty sensor (modulo
+# STAGGER_SPAN_MINUTES) so the faults begin at different times of day and shift.
+LEAD_HOURS = 3
+STAGGER_MINUTES = 53
+STAGGER_SPAN_MINUTES = 240
+
+
+@dataclass
+class Planned:
+    sensor: object  # sensors.models.Sensor
+    shape: str | None
+    lead: int  # readings before the onset
+
+
+def plan_sensors(*, shapes: list[str], repeats: int, clean_assets: int) -> list[Planned]:
+    """Which sensors get which shape: assets without a degradation label, in code order (see the module doc)."""
+    from readings.choices import FaultKind
+    from readings.models import FaultLabel
+    from sensors.models import Asset, Sensor
+
+    degrading = set(
+        FaultLabel.objects.filter(kind=FaultKind.DEGRADATION).values_list("sensor__asset_id", flat=True).distinct()
+    )
+    assets = [asset for asset in Asset.objects.order_by("code") if asset.pk not in degrading]
+    wanted = len(shapes) * repeats + clean_assets
+    if len(assets) < wanted:
+        raise SystemExit(f"{wanted} assets without degradation needed, {len(assets)} seeded: seed more sensors.")
+    plan = []
+    for number, asset in enumerate(assets[:wanted]):
+        sensors = list(Sensor.objects.filter(asset=asset).order_by("sensor_id"))
+        shape = shapes[number % len(shapes)] if number < len(shapes) * repeats else None
+        faulty = number % len(sensors)
+        lead = (LEAD_HOURS * 60 + (number * STAGGER_MINUTES) % STAGGER_SPAN_MINUTES) * 60
+        for index, sensor in enumerate(sensors):
+            plan.append(
+                Planned(sensor, shape if index == faulty else None, lead // sensor.sampling_interval if shape else 0)
+            )
+    return plan
+
+
+def append_holdout(plan: list[Planned], *, hours: float, seed: int = 0) -> list:
+    """Append ``hours`` of readings to every planned sensor through the product's service; the HoldoutAppends."""
+    from readings.services import readings_holdout_append
+
+    appended = []
+    for item in plan:
+        readings = int(hours * 3600 // item.sensor.sampling_interval)
+        appended.append(
+            readings_holdout_append(
+                sensor=item.sensor, shape=item.shape, readings=readings, lead=item.lead, seed=seed, now=None
+            )
+        )
+    return appended
+
+
+def gap_rule_minutes(appended, sensor) -> float | None:
+    """Minutes from a gap's onset until the staleness rule (what check_alerts opens alerts on) fires, checked
+    every minute on the reading before the gap; None if it never does within the gap."""
+    from readings.models import Reading
+    from readings.selectors import sensor_state, sensor_status_row
+
+    before = Reading.objects.filter(sensor=sensor, time__lt=appended.onset).order_by("-time").first()
+    row = sensor_status_row(sensor)
+    reading = {"time": before.time, "value": before.value, "quality": before.quality}
+    now = appended.onset
+    while now <= appended.end:
+        if sensor_state(row, reading, now)["connectivity"] != "online":
+            return (now - appended.onset).total_seconds() / 60
+        now += timedelta(minutes=1)
+    return None
+
+
+def views() -> dict:
+    """What counts as a detection, per column: the product's anomalies, those reaching the alert threshold, and
+    each detector alone (its own score in the anomaly's explanation at or above ANOMALY_THRESHOLD; a window
+    stored under one detector may have been flagged by the other too)."""
+    from django.conf import settings
+
+    threshold = settings.ANOMALY_THRESHOLD
+
+    def alone(name: str, key: str):
+        def flagged(anomaly) -> bool:
+            score = (anomaly.explanation or {}).get(key) if hasattr(anomaly, "explanation") else None
+            if score is None:  # no explanation (a product without one): the detector that stored it
+                return (getattr(anomaly, "detector", None) or anomaly.kind) == name
+            return score >= threshold
+
+        return flagged
+
+    return {
+        PRODUCT: lambda anomaly: True,
+        ALERTS: lambda anomaly: anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD,
+        NORMAL: alone(NORMAL, "normal"),
+        SUPERVISED: alone(SUPERVISED, "supervised"),
+    }
+
+
+def measure(appended: list, sensors: dict, *, window: int) -> dict:
+    """The per-shape and clean-sensor figures (see the module doc) of every detector, and of all together."""
+    from mlops.models import Anomaly
+
+    by_sensor = {item.sensor_id: item for item in appended}
+    first = min(item.first for item in appended)
+    last = max(item.last for item in appended)
+    anomalies = list(
+        Anomaly.objects.filter(sensor__sensor_id__in=list(by_sensor), end__gte=first, start__lte=last).select_related(
+            "sensor"
+        )
+    )
+    clean = [item for item in appended if item.shape is None]
+    clean_weeks = sum((item.last - item.first).total_seconds() for item in clean) / (7 * 86400)
+    result = {}
+    for detector, flagged in views().items():
+        mine = [anomaly for anomaly in anomalies if flagged(anomaly)]
+        shapes = []
+        for item in appended:
+            if item.shape is None:
+                continue
+            sensor = sensors[item.sensor_id]
+            span = timedelta(seconds=window * sensor.sampling_interval)
+            fault_end = item.end + timedelta(seconds=sensor.sampling_interval)
+            hits, after, before = [], 0, 0
+            for anomaly in (a for a in mine if a.sensor.sensor_id == item.sensor_id):
+                window_end = anomaly.start + span
+                inside = (min(window_end, fault_end) - max(anomaly.start, item.onset)).total_seconds()
+                if inside >= span.total_seconds() / 2:
+                    hits.append(anomaly)
+                elif window_end > fault_end:
+                    after += 1
+                else:
+                    before += 1
+            found = min(hits, key=lambda anomaly: anomaly.end) if hits else None
+            minutes = (found.end - item.onset).total_seconds() / 60 if found else None
+            row = {
+                "shape": item.shape,
+                "sensor_id": item.sensor_id,
+                "sensor_type": sensor.sensor_type,
+                "onset": item.onset.isoformat(),
+                "end": item.end.isoformat(),
+                "detected": found is not None,
+                "minutes": minutes,
+                "anomalies_in_fault": len(hits),
+                "anomalies_after_end": after,
+                "anomalies_before_onset": before,
+                "max_score": max((a.score for a in hits), default=None),
+            }
+            if item.crossing is not None:
+                row["crossing"] = item.crossing.isoformat()
+                row["before_crossing"] = found is not None and found.end < item.crossing
+            if item.shape == "gap":
+                rule = gap_rule_minutes(item, sensor)
+                row["rule_minutes"] = rule
+                row["detected_by_anomaly"] = found is not None
+                row["detected"] = found is not None or rule is not None
+                row["minutes"] = min(m for m in (minutes, rule) if m is not None) if row["detected"] else None
+            shapes.append(row)
+        false = [a for a in mine if by_sensor[a.sensor.sensor_id].shape is None]
+        times = [row["minutes"] for row in shapes if row["minutes"] is not None]
+        ends = [row for row in shapes if row["shape"] in ("flatline", "gap")]
+        result[detector] = {
+            "shapes": shapes,
+            "detected": sum(row["detected"] for row in shapes),
+            "of": len(shapes),
+            "median_minutes": statistics.median(times) if times else None,
+            "clean_sensors": len(clean),
+            "clean_sensor_weeks": clean_weeks,
+            "clean_false_anomalies": len(false),
+            "false_per_sensor_week": len(false) / clean_weeks if clean_weeks else None,
+            "anomalies_when_flatline_or_gap_ends": sum(row["anomalies_after_end"] for row in ends),
+        }
+    return result
+
+
+def table(result: dict) -> str:
+    """The per-shape table: the product (all detectors) beside each detector alone."""
+    detectors = list(result)
+    lines = []
+    header = f"{'shape':<12}{'sensor':<24}" + "".join(f"{name[:22]:>24}" for name in detectors)
+    lines += [header, " " * 36 + "".join(f"{'found  min  after-end':>24}" for _ in detectors)]
+    for index, row in enumerate(result[PRODUCT]["shapes"]):
+        cells = []
+        for name in detectors:
+            item = result[name]["shapes"][index]
+            minutes = "-" if item["minutes"] is None else f"{item['minutes']:.0f}"
+            mark = "yes" if item["detected"] else "no"
+            if item.get("crossing") and item["detected"]:
+                mark += "<x" if item["before_crossing"] else ">x"
+            if item["shape"] == "gap" and item["detected"] and not item["detected_by_anomaly"]:
+                mark += "(rule)"
+            cells.append(f"{mark:>10}{minutes:>5}{item['anomalies_after_end']:>9}")
+        label = f"{row['sensor_id']} {row['sensor_type']}"
+        lines.append(f"{row['shape']:<12}{label:<24}" + "".join(f"{cell:>24}" for cell in cells))
+    summary = []
+    for name in detectors:
+        item = result[name]
+        median = "-" if item["median_minutes"] is None else f"{item['median_minutes']:.0f}"
+        rate = item["false_per_sensor_week"]
+        summary.append(
+            f"{name}: {item['detected']}/{item['of']} detected, median {median} min, "
+            f"{item['clean_false_anomalies']} false on {item['clean_sensors']} clean sensors "
+            f"({rate:.2f}/sensor-week), {item['anomalies_when_flatline_or_gap_ends']} when a flatline or gap ends"
+        )
+    lines.append("(<x / >x: a drift detected before / after it crossed the normal range; (rule): staleness rule)")
+    return "\n".join(lines + summary)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensors", type=int, default=64, help="Sensors seeded (4 per asset). Default 64.")
+    parser.add_argument("--days", type=float, default=7, help="Days of training readings per sensor. Default 7.")
+    parser.add_argument("--hours", type=float, default=24, help="Hours appended after training. Default 24.")
+    parser.add_argument("--repeats", type=int, default=1, help="Sensors per shape. Default 1.")
+    parser.add_argument("--clean-assets", type=int, default=4, help="Assets appended without a shape. Default 4.")
+    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--server", default=os.environ.get("BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432"))
+    args = parser.parse_args()
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from bench.common import manage
+
+    end = datetime.fromisoformat(END.replace("Z", "+00:00")).astimezone(UTC)
+    timings = {}
+    with tempfile.TemporaryDirectory() as var:
+        env = {**os.environ, "DJANGO_DEBUG": "true", "DATABASE_URL": f"{args.server}/{DB}", "DJANGO_VAR_DIR": var}
+        with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {DB}")
+        manage(env, "migrate", "-v0")
+        readings = int(args.sensors * args.days * 1440)
+        started = time.perf_counter()
+        manage(env, "seed_data", "--sensors", str(args.sensors), "--readings", str(readings), "--end", END, "--quiet")
+        timings["seed_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        trained = manage(env, "train_models", "--promote", "--window", str(args.window), capture=True)
+        timings["train_s"] = time.perf_counter() - started
+        print(trained.strip())
+
+        os.environ.update(env)
+        os.environ["DJANGO_SETTINGS_MODULE"] = "smartmaint.settings"
+        import django
+
+        django.setup()
+        from readings.choices import HoldoutShape
+
+        plan = plan_sensors(shapes=list(HoldoutShape.values), repeats=args.repeats, clean_assets=args.clean_assets)
+        appended = append_holdout(plan, hours=args.hours, seed=args.seed)
+        until = max(item.last for item in appended) + timedelta(minutes=1)
+        started = time.perf_counter()
+        scored = manage(
+            env,
+            "score_readings",
+            "--from",
+            end.isoformat(),
+            "--to",
+            until.isoformat(),
+            "--window",
+            str(args.window),
+            capture=True,
+        )
+        timings["score_s"] = time.perf_counter() - started
+        print(scored.strip())
+        sensors = {item.sensor.sensor_id: item.sensor for item in plan}
+        result = measure(appended, sensors, window=args.window)
+        from django.db import connections
+
+        connections.close_all()
+    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+    print()
+    print(table(result))
+    out = {
+        "config": {**vars(args), "readings": readings, "end": END, "server": None},
+        "timings": timings,
+        "detectors": result,
+        "appended": [item.as_record() | {"sensor_id": item.sensor_id} for item in appended if item.shape],
+    }
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "holdout.json").write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
