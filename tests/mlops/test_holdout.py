@@ -7,7 +7,7 @@ from io import StringIO
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from readings.choices import HoldoutShape
 from readings.holdout import (
@@ -281,3 +281,20 @@ def test_the_normal_model_flags_every_holdout_shape_on_a_small_fleet(mlflow_sett
     assert normal[HoldoutShape.DRIFT]["before_crossing"], normal[HoldoutShape.DRIFT]
     assert result[PRODUCT]["detected"] == 8
     clear_model_cache()
+
+
+@pytest.mark.django_db
+def test_inject_fault_runs_a_drill_on_a_stopped_sensor(settings):
+    settings.DEBUG = True  # development: pytest-django runs tests with DEBUG off
+    call_command("seed_data", "--sensors", "4", "--readings", str(4 * 2 * 1440), "--end", END.isoformat(), "--quiet")
+    out = StringIO()
+    call_command("inject_fault", "--sensor", "sensor-003", "--shape", "drift", stdout=out)
+    text = out.getvalue()
+    assert f"sensor-003: {60 + SHAPE_LENGTHS['drift'] + 120} readings from 2026-06-01T00:01:00+00:00" in text
+    assert "Slow drift inside the normal range" in text and "outside the normal range from" in text
+    assert "from 2026-06-01T01:01:00+00:00" in text  # the onset, after the 60 lead readings
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--force"):
+        call_command("inject_fault", "--sensor", "sensor-003", "--shape", "gap")
+    with pytest.raises(CommandError, match="Unknown sensor"):
+        call_command("inject_fault", "--sensor", "sensor-999", "--shape", "gap", "--force")
