@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from mlops import admin_views
 from mlops.models import Alert, AlertSubscription, Anomaly, ScoringRun
-from mlops.services import alert_acknowledge, alert_resolve
+from mlops.services import alert_acknowledge, alert_resolve, anomaly_why
 
 MEDIA_CSS = {"all": ["css/admin/console.css", "mlops/admin.css"]}
 
@@ -49,8 +49,22 @@ class ScoringOutputAdmin(admin.ModelAdmin):
 
 @admin.register(Anomaly)
 class AnomalyAdmin(ScoringOutputAdmin):
-    list_display = ["sensor", "asset", "start", "end", "score_display", "model_version_link"]
-    list_filter = ["model_name", "sensor__sensor_type", "start"]
+    list_display = ["sensor", "asset", "start", "end", "score_display", "kind", "why", "model_version_link"]
+    list_filter = ["detector", "kind", "model_name", "sensor__sensor_type", "start"]
+    fields = [
+        "sensor",
+        "start",
+        "end",
+        "score",
+        "kind",
+        "detector",
+        "why",
+        "explanation",
+        "model_name",
+        "model_version",
+        "created_at",
+    ]
+    readonly_fields = ["created_at", "why"]
     list_select_related = ["sensor__asset"]
     search_fields = ["sensor__sensor_id"]
     # Deleting stays with the delete permission: clearing a bad model
@@ -63,6 +77,10 @@ class AnomalyAdmin(ScoringOutputAdmin):
     @admin.display(description="score", ordering="score")
     def score_display(self, obj):
         return f"{obj.score:.2f}"
+
+    @admin.display(description="why")
+    def why(self, obj):
+        return anomaly_why(obj) or "-"
 
     @admin.display(description="model", ordering="model_name")
     def model_version_link(self, obj):

@@ -16,10 +16,15 @@ class AnomalyFilterSet(StrictFilterSet):
         label="Status of its alert (none: below the alert threshold)",
     )
     model = django_filters.CharFilter(field_name="model_name")
+    kind = django_filters.CharFilter(label="What it looks like: a fault kind (level_shift, drift, ...) or unknown")
+    detector = django_filters.ChoiceFilter(
+        choices=[("random_forest", "Supervised (random forest)"), ("normal", "Normal-behaviour model")],
+        label="What found it",
+    )
 
     class Meta:
         model = Anomaly
-        fields = ["sensor", "asset", "status", "model"]
+        fields = ["sensor", "asset", "status", "model", "kind", "detector"]
 
     def filter_status(self, queryset, name, value):
         if value == "none":

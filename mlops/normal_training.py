@@ -169,8 +169,8 @@ def fit_asset(
         "model": model.params,
         "intervals": [sensor.sampling_interval for sensor in present],
         "baseline": {
-            "start": str(_aware(baseline.slot_start[0])),
-            "end": str(_aware(baseline.slot_end[-1])),
+            "start": _aware(baseline.slot_start[0]).isoformat(),
+            "end": _aware(baseline.slot_end[-1]).isoformat(),
             "windows": len(baseline),
             "left_out": int((~keep).sum()),
             "chosen": chosen,

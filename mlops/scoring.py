@@ -13,6 +13,7 @@ import numpy as np
 from django.conf import settings
 
 from mlops import registry
+from mlops.choices import UNKNOWN_DEPARTURE
 from mlops.features import EPOCH, FEATURES, HISTORY_WINDOWS, Series, build_windows, slot_of, span_of
 from mlops.selectors import sensor_series
 from sensors.models import Sensor
@@ -421,15 +422,29 @@ def normal_verdicts(
             row = int(np.searchsorted(frame.slot_end, end, side="right")) - 1
             if row < 0 or frame.slot_end[row] <= _us(item.start):
                 continue
-            explanation = model.explain(scores, row)
             ratio = float(scores.sensor_ratio[row, column])
-            if explanation and explanation[0]["sensor"] != sensor.sensor_id:
-                # The asset departed, led by another sensor: this one is flagged only for its own statistics
-                # (one anomaly where the departure is, not one on every sensor of the asset).
-                ratio = min(ratio, _own_ratio(model, scores, row, column))
+            own = _own_ratio(model, scores, row, column)
+            explanation = model.explain(scores, row)
+            if own >= 1:
+                # Flagged for its own statistics: they come first in why, and say what kind of departure it is.
+                mine = [item for item in model.explain(scores, row, top=64) if item["sensor"] == sensor.sensor_id]
+                # A step is a level shift even as the drift test (the level summed over the last windows) grows
+                # past it: the drift leads only while the level itself is still inside its band.
+                limit = model.params["thresholds"]["z"]
+                if any(item["feature"] != "drift" and abs(item["z"]) >= limit for item in mine):
+                    mine = [item for item in mine if item["feature"] != "drift"]
+                if mine:
+                    explanation = (mine[:1] + [other for other in explanation if other != mine[0]])[:3]
+                kind = _kind(mine[0]) if mine else UNKNOWN_DEPARTURE
+            else:
+                # Flagged only as the asset's departure (the relation between its sensors broke, or another sensor
+                # led): this sensor only when it leads, so that one departure is one anomaly, not one per sensor.
+                if explanation and explanation[0]["sensor"] != sensor.sensor_id:
+                    ratio = own
+                kind = UNKNOWN_DEPARTURE
             ratio /= factor * max(sensor.threshold_factor, 0.1)
             verdicts[(item.sensor_pk, item.start)] = NormalVerdict(
-                ratio, float(ratio_score(ratio)), _described(explanation, model.params), _kind(explanation, sensor)
+                ratio, float(ratio_score(ratio)), _described(explanation, model.params), kind
             )
     return verdicts
 
@@ -458,17 +473,8 @@ _KINDS = {
 }
 
 
-def _kind(explanation: list[dict], sensor: Sensor) -> str:
-    """The fault kind the top contribution describes on the sensor itself, or an unknown departure from normal.
-
-    Recognised only when the sensor's own feature leads: a departure led by other sensors of the asset (the
-    relation between them broke) is not one of the kinds staff label per sensor.
-    """
-    from mlops.choices import UNKNOWN_DEPARTURE
-
-    if not explanation or explanation[0]["sensor"] != sensor.sensor_id:
-        return UNKNOWN_DEPARTURE
-    top = explanation[0]
+def _kind(top: dict) -> str:
+    """The fault kind (readings.choices.FaultKind) a sensor's own leading departure looks like, else unknown."""
     return _KINDS.get((top["feature"], 1 if top["z"] > 0 else -1), UNKNOWN_DEPARTURE)
 
 

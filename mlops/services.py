@@ -113,6 +113,15 @@ class ScoreResult:
     models: str = ""  # every model that scored, "name vN + name vM"
 
 
+def anomaly_title(anomaly) -> str:
+    """What an anomaly looks like, in words: the fault kind recognised, or an unknown departure from normal."""
+    from readings.choices import FaultKind
+
+    if anomaly.kind in FaultKind.values:
+        return FaultKind(anomaly.kind).label
+    return "Unknown departure from normal" if anomaly.detector == "normal" else "Anomaly"
+
+
 def anomaly_why(anomaly) -> str:
     """The explanation of an anomaly in one line for people: "level 4.1 sigma above normal (+12 %) on PUMP-1-VIB"."""
     contributions = (anomaly.explanation or {}).get("contributions") or []
@@ -228,7 +237,7 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
                     sensor=anomaly.sensor,
                     kind=AlertKind.ANOMALY,
                     severity=AlertSeverity.CRITICAL if anomaly.score >= 0.95 else AlertSeverity.WARNING,
-                    title=f"Anomaly on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
+                    title=f"{anomaly_title(anomaly)} on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
                     detail=f"{anomaly.model_name} v{anomaly.model_version} flagged {anomaly.start:%Y-%m-%d %H:%M} "
                     f"to {anomaly.end:%H:%M} UTC." + (f" Why: {anomaly_why(anomaly)}." if anomaly_why(anomaly) else ""),
                     anomaly=anomaly,
