@@ -62,6 +62,7 @@ class VersionRow:
     created_at: datetime | None
     description: str
     tags: dict[str, str]
+    promotion: str  # why training made it champion or not (the version's PROMOTION_TAG), "" for older versions
     run_id: str
     run_found: bool
     run_url: str | None
@@ -180,7 +181,8 @@ def registered_model(name: str) -> tuple[ModelRow, list[VersionRow], bool]:
                 status=version.status or "",
                 created_at=_moment(version.creation_timestamp),
                 description=version.description or "",
-                tags=dict(sorted(version.tags.items())),
+                tags={key: value for key, value in sorted(version.tags.items()) if key != registry.PROMOTION_TAG},
+                promotion=version.tags.get(registry.PROMOTION_TAG, ""),
                 run_id=version.run_id or "",
                 run_found=run is not None,
                 run_url=registry.run_url(run.info.run_id, run.info.experiment_id) if run else None,

@@ -13,6 +13,9 @@ from mlops import local_store
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
+# The version tag that says why training made a version champion or not ("promoted: F1 0.910 vs champion v3 0.850
+# on 1,234 windows after ...", "kept champion v3: ..."), shown on the model's registry page in the admin.
+PROMOTION_TAG = "promotion"
 
 
 class MLflowUnavailable(Exception):

@@ -17,8 +17,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupKFold
 
 from mlops import registry
-from mlops.evaluation import Scores, label_windows, score_detections
-from mlops.features import FEATURES, WINDOW, build_windows
+from mlops.evaluation import Faults, Scores, faults_from_labels, label_windows, score_detections
+from mlops.features import FEATURES, WINDOW, Windows, build_windows, span_of
 from mlops.selectors import UNLABELLED_KINDS, fault_labels, sensor_series
 from sensors.models import Sensor
 
@@ -34,14 +34,38 @@ MAX_NORMAL_TRAINING_WINDOWS = 20_000
 
 
 @dataclass
+class Comparison:
+    """The champion and the challenger scored on the same windows: the type's windows newer than the champion's
+    training data (the challenger's out-of-fold predictions there). ``note`` says why there are no scores."""
+
+    champion_version: str
+    after: str | None = None  # the end of the champion's training data, "2026-11-20 00:00 UTC"
+    windows: int = 0
+    champion: Scores | None = None
+    challenger: Scores | None = None
+    note: str = ""
+
+    def metrics(self) -> dict[str, float]:
+        if self.champion is None or self.challenger is None:
+            return {}
+        return {
+            "newest_windows": float(self.windows),
+            "newest_faults": float(self.challenger.faults),
+            "newest_f1": self.challenger.f1,
+            "newest_champion_f1": self.champion.f1,
+        }
+
+
+@dataclass
 class TrainingResult:
     sensor_type: str
     model_name: str
     version: str
     run_id: str
     scores: Scores
-    champion_f1: float | None
+    comparison: Comparison | None
     promoted: bool
+    promotion: str  # why the version was made champion or not, as tagged on the version in MLflow
     windows: int
 
 
@@ -110,10 +134,12 @@ def train_and_register(
 
     Evaluation is out-of-fold by period (blocked cross-validation over time):
     every window is scored by a model that never saw its period, against the
-    faults ``seed_data`` (or staff) recorded. ``sensors`` limits the windows trained and evaluated on to
+    faults ``seed_data`` (or staff) recorded, by the event rule of ``score_detections`` (recall per fault kind
+    and the median detection delay included). ``sensors`` limits the windows trained and evaluated on to
     theirs (default: every sensor's). The new version gets the alias ``challenger``, and
-    ``champion`` when it beats the current champion's F1 on the same windows,
-    when there is no champion yet, or when ``promote`` is set.
+    ``champion`` when it beats the current champion's F1 on the same windows (the newest, see
+    ``_champion_comparison``), when there is no champion yet, or when ``promote`` is set; the reason is tagged
+    on the version (``registry.PROMOTION_TAG``).
     """
     chosen = Sensor.objects.all() if sensors is None else Sensor.objects.filter(pk__in=[s.pk for s in sensors])
     # The peers of the chosen sensors (the other sensors of their types) are read for the features only.
@@ -124,14 +150,14 @@ def train_and_register(
     windows = build_windows(series, window=window)
     chosen_pks = set(chosen.values_list("pk", flat=True))
     windows = windows.subset(np.isin(windows.sensor_pk, list(chosen_pks)))
-    labels = label_windows(
-        windows,
-        fault_labels(sensor_pks=sorted(chosen_pks), start=start, end=end),
-        unlabelled_kinds=UNLABELLED_KINDS,
-    )
+    recorded = fault_labels(sensor_pks=sorted(chosen_pks), start=start, end=end)
+    labels = label_windows(windows, recorded, unlabelled_kinds=UNLABELLED_KINDS)
     usable = ~labels.excluded
     windows = windows.subset(usable)
     fault = labels.fault[usable]
+    intervals = {sensor.pk: sensor.sampling_interval for sensor in everyone}
+    faults = faults_from_labels(recorded, intervals=intervals, unlabelled_kinds=UNLABELLED_KINDS)
+    ends = _window_ends(windows, intervals, window)
     y = (fault >= 0).astype(int)
     if y.sum() == 0:
         raise ValueError("No labelled faults in the chosen range: a detector cannot be evaluated without them.")
@@ -146,10 +172,11 @@ def train_and_register(
         own = windows.sensor_type == sensor_type
         weights = np.where(own, OWN_TYPE_WEIGHT, 1.0)
         probabilities = _out_of_fold(windows.X, y, weights, blocks, seed=seed)
-        scores = score_detections(probabilities[own] >= DECISION_THRESHOLD, fault[own], windows.sensor_pk[own])
+        scores = _scores(probabilities[own] >= DECISION_THRESHOLD, windows, ends, own, faults)
         model = _fit(windows.X, y, weights, np.arange(len(y)), seed)
         name = registry.model_name(sensor_type)
-        champion_f1, challenger_f1 = _champion_comparison(mlflow_client, name, windows, own, fault, probabilities)
+        comparison = _champion_comparison(mlflow_client, name, windows, ends, own, faults, probabilities)
+        promoted, promotion = _promotion(comparison, promote=promote)
 
         with mlflow.start_run(experiment_id=experiment, run_name=f"train {sensor_type}") as run:
             mlflow.log_params(
@@ -167,12 +194,14 @@ def train_and_register(
                     "max_normal_training_windows": MAX_NORMAL_TRAINING_WINDOWS,
                     "seed": seed,
                     "trained_until": str(windows.end.max()) + "+00:00",
-                    "evaluation": f"out-of-fold over {TIME_BLOCKS} time blocks; fault recall, alarm precision",
+                    "evaluation": f"out-of-fold over {TIME_BLOCKS} time blocks; events by the rule of "
+                    "mlops.evaluation.score_detections (docs/mlops.md)",
                 }
             )
             mlflow.log_metrics(
                 {
                     **scores.as_metrics(),
+                    **(comparison.metrics() if comparison else {}),
                     "windows": float(own.sum()),
                     "fleet_windows": float(len(y)),
                     "fleet_faults": float(len(set(fault[fault >= 0].tolist()))),
@@ -182,14 +211,17 @@ def train_and_register(
             run_id = run.info.run_id
         _ensure_registered(mlflow_client, name, sensor_type)
         version = mlflow.register_model(
-            info.model_uri, name, tags={"f1": f"{scores.f1:.4f}", "sensor_type": sensor_type}
+            info.model_uri,
+            name,
+            tags={"f1": f"{scores.f1:.4f}", "sensor_type": sensor_type, registry.PROMOTION_TAG: promotion},
         ).version
         mlflow_client.set_registered_model_alias(name, registry.CHALLENGER, version)
-        promoted = promote or champion_f1 is None or (challenger_f1 is not None and challenger_f1 > champion_f1)
         if promoted:
             mlflow_client.set_registered_model_alias(name, registry.CHAMPION, version)
         results.append(
-            TrainingResult(sensor_type, name, str(version), run_id, scores, champion_f1, promoted, int(own.sum()))
+            TrainingResult(
+                sensor_type, name, str(version), run_id, scores, comparison, promoted, promotion, int(own.sum())
+            )
         )
     return results
 
@@ -227,30 +259,81 @@ def _log_model(model: RandomForestClassifier, X: np.ndarray):
     )
 
 
-def _champion_comparison(mlflow_client, name, windows, own, fault, probabilities) -> tuple[float | None, float | None]:
-    """(champion F1, challenger F1) on the same windows: those newer than the champion's training data.
+def _window_ends(windows: Windows, intervals: dict[int, int], window: int) -> np.ndarray:
+    """The end of each window's fixed time range: its slot start plus ``window`` x its sensor's interval."""
+    spans = {pk: span_of(interval, window) for pk, interval in intervals.items()}
+    return windows.slot_start + np.array([spans[pk] for pk in windows.sensor_pk.tolist()], dtype="timedelta64[us]")
 
-    The champion cannot be scored fairly on windows it was trained on, so the
-    comparison uses only later windows, with the challenger's out-of-fold
-    predictions there. (None, None) without a champion; (F1, None) when there
-    are no newer windows with faults, in which case the champion stays.
+
+def _scores(predicted: np.ndarray, windows: Windows, ends: np.ndarray, mask: np.ndarray, faults: Faults) -> Scores:
+    return score_detections(
+        predicted, sensor=windows.sensor_pk[mask], start=windows.slot_start[mask], end=ends[mask], faults=faults
+    )
+
+
+def _champion_comparison(mlflow_client, name, windows, ends, own, faults, probabilities) -> Comparison | None:
+    """The champion and the challenger scored on the same windows: the type's windows newer than the champion's
+    training data.
+
+    The champion cannot be scored fairly on windows it was trained on, nor the challenger's final model (it
+    was trained on them all), so both are scored on the windows after the champion's training data: the
+    champion's own predictions there, and the challenger's out-of-fold ones (from models trained on the other
+    time blocks, the newest block's mostly on the past). None without a champion; no scores (a ``note``) when
+    there are no such windows with a labelled fault, or when the champion takes other features than scoring
+    computes now.
     """
     try:
         version = mlflow_client.get_model_version_by_alias(name, registry.CHAMPION)
     except mlflow.exceptions.MlflowException:
-        return None, None
-    run = mlflow_client.get_run(version.run_id)
-    trained_until = run.data.params.get("trained_until")
-    unseen = own.copy()
-    if trained_until:
-        unseen &= windows.start > np.datetime64(trained_until.replace("+00:00", ""), "us")
-    if not (fault[unseen] >= 0).any():
-        return float(run.data.metrics.get("f1", 0.0)), None
+        return None
+    comparison = Comparison(champion_version=str(version.version))
+    params = mlflow_client.get_run(version.run_id).data.params
+    if params.get("features", ",".join(FEATURES)) != ",".join(FEATURES):
+        comparison.note = "it takes other features than scoring computes now"
+        return comparison
+    trained_until = params.get("trained_until")
+    if not trained_until:
+        comparison.note = "its run does not record the end of its training data"
+        return comparison
+    until = np.datetime64(trained_until.replace("+00:00", ""), "us")
+    comparison.after = f"{until.astype('datetime64[m]').astype(object):%Y-%m-%d %H:%M} UTC"
+    unseen = own & (windows.start > until)
+    comparison.windows = int(unseen.sum())
+    # Faults are counted where the windows overlap them: those of the type after ``until``.
+    challenger = _scores(probabilities[unseen] >= DECISION_THRESHOLD, windows, ends, unseen, faults)
+    if not challenger.faults:
+        comparison.note = (
+            f"no labelled fault in the {comparison.windows:,} windows after {comparison.after}"
+            if comparison.windows
+            else f"no windows after its training data (to {comparison.after})"
+        )
+        return comparison
     # Loaded (downloaded from the artifact store) only when there is something to score it on.
     champion = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     predicted = champion.predict_proba(_frame(windows.X[unseen]))[:, 1] >= DECISION_THRESHOLD
-    champion_f1 = score_detections(predicted, fault[unseen], windows.sensor_pk[unseen]).f1
-    challenger_f1 = score_detections(
-        probabilities[unseen] >= DECISION_THRESHOLD, fault[unseen], windows.sensor_pk[unseen]
-    ).f1
-    return champion_f1, challenger_f1
+    comparison.champion = _scores(predicted, windows, ends, unseen, faults)
+    comparison.challenger = challenger
+    return comparison
+
+
+def _promotion(comparison: Comparison | None, *, promote: bool) -> tuple[bool, str]:
+    """(make it champion?, why): the reason is tagged on the version (registry.PROMOTION_TAG), shown in the admin."""
+    if comparison is None:
+        return True, "promoted: first model (no champion)"
+    champion = f"champion v{comparison.champion_version}"
+    if comparison.challenger is not None and comparison.champion is not None:
+        measured = (
+            f"F1 {comparison.challenger.f1:.3f} vs {champion} {comparison.champion.f1:.3f} on "
+            f"{comparison.windows:,} windows after {comparison.after} ({comparison.challenger.faults} faults)"
+        )
+        if promote:
+            return True, f"promoted: --promote ({measured})"
+        if comparison.challenger.f1 > comparison.champion.f1:
+            return True, f"promoted: {measured}"
+        return False, f"kept {champion}: {measured}, not better"
+    if promote:
+        return True, f"promoted: --promote (not compared with {champion}: {comparison.note})"
+    if comparison.note.startswith("it takes other features"):
+        # Scoring could not use that champion any more: the new version replaces it.
+        return True, f"promoted: {champion} not compared, {comparison.note}"
+    return False, f"kept {champion}: not compared, {comparison.note}"

@@ -147,13 +147,16 @@ class Command(BaseCommand):
                 return
             raise CommandError(str(exc)) from exc
         for result in results:
-            champion = "none" if result.champion_f1 is None else f"{result.champion_f1:.3f}"
-            outcome = "champion" if result.promoted else "challenger"
+            scores = result.scores
+            delay = scores.delay_median_minutes
+            delay = "" if delay is None else f", median delay {delay:.1f} min"
+            # The F1 here is over the whole range (out-of-fold); the promotion compares both versions on the same
+            # newest windows and says so.
             self.stdout.write(
-                f"{result.model_name} v{result.version}: precision {result.scores.precision:.3f}, "
-                f"recall {result.scores.recall:.3f}, F1 {result.scores.f1:.3f} "
-                f"({result.scores.detected}/{result.scores.faults} faults, {result.windows} windows); "
-                f"previous champion F1 {champion} -> {outcome}"
+                f"{result.model_name} v{result.version}: precision {scores.precision:.3f}, "
+                f"recall {scores.recall:.3f}, F1 {scores.f1:.3f} "
+                f"({scores.detected}/{scores.faults} faults{delay}, {result.windows} windows, out-of-fold); "
+                f"{result.promotion} -> {'champion' if result.promoted else 'challenger'}"
             )
 
     def _train_normal(self, selected, baseline, options) -> None:
