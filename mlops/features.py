@@ -7,15 +7,22 @@ range read or on when a run happens. Its features are scale-free (divided by the
 width of the sensor's normal range) and relative: to the sensor's own previous
 windows (level, spread, jumps; the previous BASELINE_WINDOWS window slots by
 time, not by count, so a window's features depend only on the readings of its
-last HISTORY_WINDOWS slots), and to the other sensors of the same asset at the
-same time (a load change of the machine moves them together and is not taken
+last HISTORY_WINDOWS slots), and to the other sensors of the same type at the
+same time (a load change of the plant moves them together and is not taken
 for a fault).
+
+Computed for all series at once with numpy, never a Python loop per window: the
+windows' own statistics row-wise on one (windows x readings) matrix per window
+length (so each is the very number numpy gives for that window alone: a row
+reduction of a matrix adds in the same order as the reduction of the row by
+itself, which ``np.add.reduceat`` does not), the baselines on one (windows x
+BASELINE_WINDOWS) matrix, and the peers' medians on one (time x peers) matrix per
+group. ``tests/mlops/test_features_reference.py`` checks every feature against a
+plain loop per window, bit for bit.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +53,9 @@ EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 # Readings per window, by default.
 WINDOW = 10
 _EPS = 1e-6
+# Cells of the (windows x BASELINE_WINDOWS) and (windows x peers) matrices built at once: memory stays bounded
+# on a backlog of millions of windows.
+_CHUNK_CELLS = 4_000_000
 
 
 @dataclass
@@ -108,99 +118,151 @@ def slot_of(times: np.ndarray, span: np.timedelta64) -> np.ndarray:
     return (times - EPOCH) // span
 
 
-def _own_windows(series: Series, window: int) -> list[dict]:
-    span = span_of(series.interval, window)
-    index = slot_of(series.times, span)
-    boundaries = np.flatnonzero(np.diff(index)) + 1
-    starts = np.concatenate([[0], boundaries])
-    stops = np.concatenate([boundaries, [len(index)]])
-    width = series.width
-    low, high = series.normal_min, series.normal_max
-    rows = []
-    for a, b in zip(starts, stops, strict=True):
-        if b - a < max(2, window // 2):
-            continue  # too few readings to say anything
-        v = series.values[a:b] / width
-        q = series.quality[a:b]
-        steps = np.diff(v)
-        x = np.arange(b - a) - (b - a - 1) / 2
-        outside = np.zeros(b - a, dtype=bool)
-        if low is not None:
-            outside |= series.values[a:b] < low
-        if high is not None:
-            outside |= series.values[a:b] > high
-        rows.append(
-            {
-                "bucket": int(index[a]),
-                "slot_start": EPOCH + span * int(index[a]),
-                "start": series.times[a],
-                "end": series.times[b - 1],
-                "mean": float(v.mean()),
-                "std": float(v.std()),
-                "slope": float((v * x).sum() / (x * x).sum() * (b - a)),
-                "jump": float(np.abs(steps).max()),
-                "flat_share": float((steps == 0).mean()),
-                "flagged_share": float((q < 1).mean()),
-                "min_quality": float(q.min()),
-                "out_of_range_share": float(outside.mean()),
-            }
-        )
-    return rows
+@dataclass
+class _Own:
+    """Every window's own statistics, all series concatenated (in series order, then time)."""
+
+    series: np.ndarray  # int64: index of the window's series in the list given
+    slot: np.ndarray
+    start: np.ndarray  # datetime64[us]
+    end: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    slope: np.ndarray
+    jump: np.ndarray
+    flat_share: np.ndarray
+    flagged_share: np.ndarray
+    min_quality: np.ndarray
+    out_of_range_share: np.ndarray
 
 
-def _baseline_median(values: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Per row i: the median of ``values[lo[i]:i]`` (its baseline rows), or ``values[i]`` where that is empty.
+def _own_windows(series: list[Series], window: int) -> _Own:
+    """The windows with enough readings, and each one's statistics of its own readings."""
+    lengths = np.array([len(item.times) for item in series], dtype=np.int64)
+    owner = np.repeat(np.arange(len(series), dtype=np.int64), lengths)
+    if len(owner):
+        times = np.concatenate([item.times.astype("datetime64[us]") for item in series])
+        values = np.concatenate([np.asarray(item.values, dtype=np.float64) for item in series])
+        quality = np.concatenate([np.asarray(item.quality, dtype=np.float64) for item in series])
+    else:
+        times, values, quality = np.array([], dtype="datetime64[us]"), np.array([]), np.array([])
+    spans = np.array([span_of(item.interval, window).astype(np.int64) for item in series], dtype=np.int64)
+    widths = np.array([item.width for item in series], dtype=np.float64)
+    lows = np.array([-np.inf if item.normal_min is None else item.normal_min for item in series], dtype=np.float64)
+    highs = np.array([np.inf if item.normal_max is None else item.normal_max for item in series], dtype=np.float64)
+    # The window of each reading (slot_of, on integers), and runs of one series and one window.
+    slots = np.floor_divide((times - EPOCH).astype(np.int64), spans[owner])
+    new = np.ones(len(owner), dtype=bool)
+    new[1:] = (owner[1:] != owner[:-1]) | (slots[1:] != slots[:-1])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(owner)))
+    kept = counts >= max(2, window // 2)  # too few readings to say anything
+    starts, counts = starts[kept], counts[kept]
 
-    All rows at once: a row's baseline is at most BASELINE_WINDOWS rows (one window per slot), so the
-    baselines fit one (rows x BASELINE_WINDOWS) matrix, sorted per row with the unused cells last.
+    n = len(starts)
+    columns = {
+        name: np.empty(n) for name in _Own.__dataclass_fields__ if name not in ("series", "slot", "start", "end")
+    }
+    # Row by row on one matrix per window length: the same additions, in the same order, as on each window alone.
+    for length in np.unique(counts):
+        rows = np.flatnonzero(counts == length)
+        cells = starts[rows][:, None] + np.arange(length)
+        whose = owner[starts[rows]]
+        raw = values[cells]
+        v = raw / widths[whose][:, None]
+        q = quality[cells]
+        steps = np.diff(v, axis=1)
+        x = np.arange(length) - (length - 1) / 2
+        outside = (raw < lows[whose][:, None]) | (raw > highs[whose][:, None])
+        columns["mean"][rows] = v.mean(axis=1)
+        columns["std"][rows] = v.std(axis=1)
+        columns["slope"][rows] = (v * x).sum(axis=1) / (x * x).sum() * length
+        columns["jump"][rows] = np.abs(steps).max(axis=1)
+        columns["flat_share"][rows] = (steps == 0).mean(axis=1)
+        columns["flagged_share"][rows] = (q < 1).mean(axis=1)
+        columns["min_quality"][rows] = q.min(axis=1)
+        columns["out_of_range_share"][rows] = outside.mean(axis=1)
+    return _Own(
+        series=owner[starts],
+        slot=slots[starts],
+        start=times[starts],
+        end=times[starts + counts - 1],
+        **columns,
+    )
+
+
+def _baseline(own: _Own) -> np.ndarray:
+    """Which of each window's previous BASELINE_WINDOWS rows are its baseline (windows x BASELINE_WINDOWS, bool).
+
+    The baseline is the sensor's windows of the previous BASELINE_WINDOWS slots (by time: a gap shortens it).
+    A sensor has one window per slot, so they are among its previous BASELINE_WINDOWS rows; column j stands
+    for row i - BASELINE_WINDOWS + j, so the used cells of a row are its last ones.
     """
-    n = len(values)
-    rows = np.arange(n)
-    index = rows[:, None] + np.arange(-BASELINE_WINDOWS, 0)[None, :]
-    used = index >= lo[:, None]
-    empty = ~used.any(axis=1)
-    used[empty, -1] = True  # the row itself stands in for a missing baseline
-    index[empty, -1] = rows[empty]
-    matrix = np.where(used, values[np.clip(index, 0, None)], np.inf)
-    matrix.sort(axis=1)
-    count = used.sum(axis=1)
-    return (matrix[rows, (count - 1) // 2] + matrix[rows, count // 2]) / 2
+    n = len(own.slot)
+    used = np.empty((n, BASELINE_WINDOWS), dtype=bool)
+    back = np.arange(-BASELINE_WINDOWS, 0)[None, :]
+    step = max(1, _CHUNK_CELLS // BASELINE_WINDOWS)
+    for first in range(0, n, step):
+        rows = np.arange(first, min(first + step, n))
+        index = rows[:, None] + back
+        clipped = np.clip(index, 0, None)
+        used[rows] = (
+            (index >= 0)
+            & (own.series[clipped] == own.series[rows][:, None])
+            & (own.slot[clipped] >= (own.slot[rows] - BASELINE_WINDOWS)[:, None])
+        )
+    return used
+
+
+def _baseline_medians(columns: list[np.ndarray], used: np.ndarray) -> list[np.ndarray]:
+    """Per column and row i: the median of the column over row i's baseline rows (``used``), or its own value
+    where that is empty.
+
+    The baselines fit one (rows x BASELINE_WINDOWS) matrix, sorted per row with the unused cells last.
+    """
+    n = len(used)
+    out = [np.empty(n) for _ in columns]
+    back = np.arange(-BASELINE_WINDOWS, 0)[None, :]
+    step = max(1, _CHUNK_CELLS // BASELINE_WINDOWS)
+    for first in range(0, n, step):
+        rows = np.arange(first, min(first + step, n))
+        index = rows[:, None] + back
+        taken = used[rows]
+        empty = ~taken.any(axis=1)
+        taken[empty, -1] = True  # the row itself stands in for a missing baseline
+        index[empty, -1] = rows[empty]
+        index = np.where(taken, index, -1)
+        count = taken.sum(axis=1)
+        local = np.arange(len(rows))
+        low, high = (count - 1) // 2, count // 2
+        for values, median in zip(columns, out, strict=True):
+            matrix = np.append(values, np.inf)[index]  # unused cells (-1) read +inf
+            matrix.sort(axis=1)
+            median[rows] = (matrix[local, low] + matrix[local, high]) / 2
+    return out
 
 
 def build_windows(series: list[Series], *, window: int) -> Windows:
     """Windows of every series; peers are the other series of the same sensor type, matched by time."""
-    per_sensor: dict[int, list[dict]] = {}
-    for item in series:
-        rows = _own_windows(item, window)
-        if not rows:
-            per_sensor[item.sensor_pk] = rows
-            continue
-        buckets = np.array([row["bucket"] for row in rows], dtype=np.int64)
-        # The baseline of a window: the windows of the previous BASELINE_WINDOWS slots (by time: a gap shortens it).
-        lo = np.searchsorted(buckets, buckets - BASELINE_WINDOWS, side="left")
-        has_history = lo < np.arange(len(rows))
-        means = np.array([row["mean"] for row in rows])
-        stds = np.array([row["std"] for row in rows])
-        jumps = np.array([row["jump"] for row in rows])
-        flats = np.array([row["flat_share"] for row in rows])
-        level = means - _baseline_median(means, lo)
-        # From the latest window of the baseline period (none: no change to speak of).
-        change = np.where(has_history, means - np.concatenate([means[:1], means[:-1]]), 0.0)
-        log_spread = np.log((stds + _EPS) / (_baseline_median(stds, lo) + _EPS))
-        jump_ratio = jumps / (_baseline_median(jumps, lo) + _EPS)
-        level_z = level / (_baseline_median(np.abs(level), lo) + 1e-3)
-        change_z = change / (_baseline_median(np.abs(change), lo) + 1e-3)
-        flat_excess = flats - _baseline_median(flats, lo)
-        for i, row in enumerate(rows):
-            row["level"] = float(level[i])
-            row["change"] = float(change[i])
-            row["log_spread_ratio"] = float(log_spread[i])
-            row["jump_ratio"] = float(jump_ratio[i])
-            row["level_z"] = float(level_z[i])
-            row["change_z"] = float(change_z[i])
-            row["flat_excess"] = float(flat_excess[i])
-        per_sensor[item.sensor_pk] = rows
+    own = _own_windows(series, window)
+    n = len(own.slot)
+    used = _baseline(own)
+    has_history = used.any(axis=1)
+    means = own.mean
+    usual_mean, usual_std, usual_jump, usual_flat = _baseline_medians([means, own.std, own.jump, own.flat_share], used)
+    level = means - usual_mean
+    # From the latest window of the baseline period (none: no change to speak of).
+    change = np.where(has_history, means - np.concatenate([means[:1], means[:-1]]), 0.0)
+    usual_level, usual_change = _baseline_medians([np.abs(level), np.abs(change)], used)
+    log_spread = np.log((own.std + _EPS) / (usual_std + _EPS))
+    jump_ratio = own.jump / (usual_jump + _EPS)
+    level_z = level / (usual_level + 1e-3)
+    change_z = change / (usual_change + 1e-3)
+    flat_excess = own.flat_share - usual_flat
+    del used
 
+    spans = np.array([span_of(item.interval, window).astype(np.int64) for item in series], dtype=np.int64)
+    ends = own.slot * spans[own.series] + spans[own.series]  # the window's fixed end, in microseconds from EPOCH
     # Peers: the other sensors of the same type, each taken at this window's time: the peer's latest window
     # ending by this window's end and no more than one window (the longer of the two spans) before it. Peers may
     # sample at different rates, so windows are matched by their fixed time range, not by number.
@@ -208,65 +270,128 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
     # sensors of one kind can be compared; with the other sensors of the same asset (amperes against degrees),
     # a plant-wide load change (a shift ending) looked like a fault, and current and flow fell from F1 1.0 to
     # 0.67 on the default fleet (measured). Behaviour across an asset's sensors is for a model of the asset.
-    ends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.timedelta64]] = {}
-    for item in series:
-        rows = per_sensor[item.sensor_pk]
-        span = span_of(item.interval, window)
-        ends[item.sensor_pk] = (
-            np.array([row["slot_start"] + span for row in rows], dtype="datetime64[us]"),
-            np.array([row["level"] for row in rows]),
-            np.array([row["change"] for row in rows]),
-            span,
+    keys: dict[tuple, int] = {}
+    group_of = np.array([keys.setdefault(_peer_key(item), len(keys)) for item in series], dtype=np.int64)
+    window_group = group_of[own.series]
+    peer_level, peer_change = np.zeros(n), np.zeros(n)
+    for group in np.unique(window_group):
+        rows = np.flatnonzero(window_group == group)
+        peer_level[rows], peer_change[rows] = _peer_medians(
+            own.series[rows], ends[rows], spans[own.series[rows]], level[rows], change[rows]
         )
-    by_type: dict[str, list[Series]] = defaultdict(list)
-    for item in series:
-        by_type[item.sensor_type].append(item)
 
-    pks, types, starts, stops, slots, slot_starts, matrix = [], [], [], [], [], [], []
-    for item in series:
-        rows = per_sensor[item.sensor_pk]
-        if not rows:
-            continue
-        own_ends, _, _, own_span = ends[item.sensor_pk]
-        peer_levels = np.full((len(rows), 0), np.nan)
-        peer_changes = np.full((len(rows), 0), np.nan)
-        for peer in by_type[item.sensor_type]:
-            if peer.sensor_pk == item.sensor_pk or not per_sensor[peer.sensor_pk]:
-                continue
-            peer_ends, levels, changes, peer_span = ends[peer.sensor_pk]
-            index = np.searchsorted(peer_ends, own_ends, side="right") - 1
-            found = index >= 0
-            found[found] &= peer_ends[index[found]] > own_ends[found] - max(own_span, peer_span)
-            column = np.where(found, levels[np.maximum(index, 0)], np.nan)
-            peer_levels = np.column_stack([peer_levels, column])
-            peer_changes = np.column_stack([peer_changes, np.where(found, changes[np.maximum(index, 0)], np.nan)])
-        peer_level = _nanmedian_rows(peer_levels)
-        peer_change = _nanmedian_rows(peer_changes)
-        for i, row in enumerate(rows):
-            row["level_vs_peers"] = row["level"] - peer_level[i]
-            row["change_vs_peers"] = row["change"] - peer_change[i]
-            pks.append(item.sensor_pk)
-            types.append(item.sensor_type)
-            starts.append(row["start"])
-            stops.append(row["end"])
-            slots.append(row["bucket"])
-            slot_starts.append(row["slot_start"])
-            matrix.append([row[name] for name in FEATURES])
+    X = np.column_stack(
+        [
+            {
+                "level": level,
+                "level_vs_peers": level - peer_level,
+                "change": change,
+                "change_vs_peers": change - peer_change,
+                "level_z": level_z,
+                "change_z": change_z,
+                "log_spread_ratio": log_spread,
+                "slope": own.slope,
+                "jump_ratio": jump_ratio,
+                "flat_share": own.flat_share,
+                "flat_excess": flat_excess,
+                "flagged_share": own.flagged_share,
+                "min_quality": own.min_quality,
+                "out_of_range_share": own.out_of_range_share,
+            }[name]
+            for name in FEATURES
+        ]
+    ).reshape(-1, len(FEATURES))
+    pks = np.array([item.sensor_pk for item in series], dtype=np.int64)
+    types = np.empty(len(series), dtype=object)
+    types[:] = [item.sensor_type for item in series]
     return Windows(
-        sensor_pk=np.array(pks, dtype=np.int64),
-        sensor_type=np.array(types, dtype=object),
-        start=np.array(starts, dtype="datetime64[us]"),
-        end=np.array(stops, dtype="datetime64[us]"),
-        X=np.array(matrix, dtype=np.float64).reshape(-1, len(FEATURES)),
-        slot=np.array(slots, dtype=np.int64),
-        slot_start=np.array(slot_starts, dtype="datetime64[us]"),
+        sensor_pk=pks[own.series],
+        sensor_type=types[own.series],
+        start=own.start,
+        end=own.end,
+        X=X,
+        slot=own.slot,
+        slot_start=EPOCH + (ends - spans[own.series]).astype("timedelta64[us]"),
     )
 
 
-def _nanmedian_rows(values: np.ndarray) -> np.ndarray:
-    """The median of each row's known values; 0 where a row has none (no peer at that time)."""
-    if not values.shape[1]:
-        return np.zeros(len(values))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": a time without peers
-        return np.nan_to_num(np.nanmedian(values, axis=1), nan=0.0)
+def _peer_key(item: Series) -> tuple:
+    """The peers of a series are the other series with the same key."""
+    return (item.sensor_type,)
+
+
+def _peer_medians(
+    owner: np.ndarray, ends: np.ndarray, spans: np.ndarray, level: np.ndarray, change: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The median level and change of each window's peers at its time (0 without any), for one group's windows.
+
+    ``owner`` says whose window each is, ``ends`` its fixed end and ``spans`` its sensor's span (microseconds).
+    Each member's windows in time order. A peer counts at a window's end E with its latest window ending by E,
+    if that ends after E minus the longer of the two spans. With one span in the group that is the peer's
+    window of the same slot: one (time x members) matrix holds every value, and each window's peers are its
+    row without its own cell.
+    """
+    members, column = np.unique(owner, return_inverse=True)
+    if len(members) < 2:
+        return np.zeros(len(owner)), np.zeros(len(owner))
+    if (spans == spans[0]).all():
+        times, row = np.unique(ends, return_inverse=True)
+        out = []
+        for values in (level, change):
+            matrix = np.full((len(times), len(members)), np.nan)
+            matrix[row, column] = values
+            out.append(_median_without_own(matrix, row, column))
+        return out[0], out[1]
+    # Several spans: each member's value at every window's end, by a search in its own windows.
+    first = np.searchsorted(column, np.arange(len(members)))  # the group's windows are ordered by member
+    last = np.append(first[1:], len(column))
+    out_level, out_change = np.empty(len(owner)), np.empty(len(owner))
+    step = max(1, _CHUNK_CELLS // len(members))
+    for lo in range(0, len(owner), step):
+        part = slice(lo, lo + step)
+        at = ends[part]
+        levels = np.full((len(at), len(members)), np.nan)
+        changes = np.full((len(at), len(members)), np.nan)
+        for peer in range(len(members)):
+            peer_ends = ends[first[peer] : last[peer]]
+            found_at = np.searchsorted(peer_ends, at, side="right") - 1
+            found = found_at >= 0
+            found[found] &= peer_ends[found_at[found]] > (
+                at[found] - np.maximum(spans[part][found], spans[first[peer]])
+            )
+            found &= column[part] != peer  # never its own window
+            levels[found, peer] = level[first[peer] : last[peer]][found_at[found]]
+            changes[found, peer] = change[first[peer] : last[peer]][found_at[found]]
+        out_level[part] = _row_nanmedian(levels)
+        out_change[part] = _row_nanmedian(changes)
+    return out_level, out_change
+
+
+def _sorted_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row sorted (numpy sorts NaN, the missing cells, after +inf), its count of known cells, the order."""
+    order = np.argsort(matrix, axis=1)
+    return np.take_along_axis(matrix, order, axis=1), (~np.isnan(matrix)).sum(axis=1), order
+
+
+def _row_nanmedian(matrix: np.ndarray) -> np.ndarray:
+    """The median of each row's known values (as np.nanmedian); 0 where a row has none (no peer at that time)."""
+    ordered, count, _ = _sorted_rows(matrix)
+    rows = np.arange(len(matrix))
+    median = (ordered[rows, np.clip((count - 1) // 2, 0, None)] + ordered[rows, count // 2]) / 2
+    return np.nan_to_num(np.where(count > 0, median, np.nan), nan=0.0)
+
+
+def _median_without_own(matrix: np.ndarray, row: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """For each window (its ``row`` and ``column``), the median of its row's known cells but its own; 0 without any."""
+    ordered, count, order = _sorted_rows(matrix)
+    width = matrix.shape[1]
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(width), order.shape), axis=1)
+    own_known = ~np.isnan(matrix[row, column])
+    own_rank = np.where(own_known, rank[row, column], width)
+    peers = count[row] - own_known
+    # The middle one or two among the peers, then their places in the row with the own cell in it.
+    low, high = np.clip((peers - 1) // 2, 0, None), peers // 2
+    low, high = low + (low >= own_rank), high + (high >= own_rank)
+    median = (ordered[row, np.minimum(low, width - 1)] + ordered[row, np.minimum(high, width - 1)]) / 2
+    return np.nan_to_num(np.where(peers > 0, median, np.nan), nan=0.0)
