@@ -29,7 +29,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATASET = ROOT.parent / "shared" / "datasets" / "skab"
+# The dataset beside the repository (../shared), as on the team's machines; SKAB_DATASET overrides it.
+DATASET = Path(os.environ.get("SKAB_DATASET") or ROOT.parent / "shared" / "datasets" / "skab")
+if not DATASET.is_dir() and Path("/work/shared/datasets/skab").is_dir():
+    DATASET = Path("/work/shared/datasets/skab")  # a clone elsewhere on the same machine (CI's fresh clone)
 BASELINE_READINGS = 400  # SKAB's protocol: fit on each file's first 400 readings
 DBNAME = "smartmaint_bench_skab"
 
@@ -129,8 +132,7 @@ def setup_django(database_url: str | None, var_dir: str) -> None:
 
 
 def evaluate(files: list[Path], window: int) -> dict:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from skab_metrics import binary_scores, changepoints_from_flags, nab_score
+    from bench.skab_metrics import binary_scores, changepoints_from_flags, nab_score
 
     truths, flags, test_times, changepoints, timings = [], [], [], [], []
     for number, path in enumerate(files, 1):

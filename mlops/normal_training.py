@@ -165,6 +165,9 @@ def fit_asset(
         )
     except ValueError as exc:
         return None, str(exc)
+    evaluation = _evaluate(
+        model, frame, keep, present, fault_labels(sensor_pks=[s.pk for s in present], start=begin, end=finish)
+    )
     return {
         "model": model.params,
         "intervals": [sensor.sampling_interval for sensor in present],
@@ -176,7 +179,37 @@ def fit_asset(
             "chosen": chosen,
         },
         "trained_at": datetime.now(UTC).isoformat(),
+        "evaluation": evaluation,
     }, ""
+
+
+def _evaluate(model: AssetModel, frame: AssetFrame, normal: np.ndarray, sensors: list[Sensor], labels) -> dict:
+    """How the fitted model does on the training period: per fault kind, the labelled faults it flags on their
+    sensor (a window of the sensor over its threshold overlapping the fault), and its false alarms per sensor-week
+    on the baseline windows (in-sample: a floor of what to expect, not a promise)."""
+    from mlops.selectors import UNLABELLED_KINDS
+
+    scores = model.score(frame)
+    flagged = scores.sensor_ratio >= 1
+    column = {sensor.pk: index for index, sensor in enumerate(sensors)}
+    kinds: dict[str, list[int]] = {}
+    for label in labels:
+        if label.kind in UNLABELLED_KINDS or label.sensor_id not in column:
+            continue
+        begin = np.datetime64(label.start.astimezone(UTC).replace(tzinfo=None), "us")
+        finish = np.datetime64(label.end.astimezone(UTC).replace(tzinfo=None), "us")
+        rows = (frame.slot_start <= finish) & (frame.slot_end > begin)
+        found = bool(flagged[rows, column[label.sensor_id]].any())
+        kinds.setdefault(label.kind, [0, 0])
+        kinds[label.kind][0] += 1
+        kinds[label.kind][1] += found
+    span = (frame.slot_end - frame.slot_start)[normal].sum() / np.timedelta64(7, "D") if normal.any() else 0.0
+    false_alarms = int(flagged[normal].sum())
+    return {
+        "faults": {kind: {"labelled": total, "flagged": hit} for kind, (total, hit) in kinds.items()},
+        "false_alarms": false_alarms,
+        "sensor_weeks": round(float(span) * len(sensors), 3),
+    }
 
 
 def _champion_fleet(mlflow_client, name: str) -> dict | None:
@@ -238,6 +271,22 @@ def train_normal(
                 else f"asset baselines or last {settings.NORMAL_BASELINE_DAYS} days",
             }
         )
+        faults: dict[str, list[int]] = {}
+        false_alarms = sensor_weeks = 0.0
+        for code in fitted:
+            evaluation = fleet["assets"][code]["evaluation"]
+            false_alarms += evaluation["false_alarms"]
+            sensor_weeks += evaluation["sensor_weeks"]
+            for kind, counts in evaluation["faults"].items():
+                totals = faults.setdefault(kind, [0, 0])
+                totals[0] += counts["labelled"]
+                totals[1] += counts["flagged"]
+        # Per fault kind: the share of the labelled faults of the training period the model flags (it never saw
+        # them: they are left out of its baseline), and the in-sample false alarms per sensor-week.
+        mlflow.log_metrics({f"recall_{kind}": hit / total for kind, (total, hit) in faults.items() if total})
+        mlflow.log_metrics({f"faults_{kind}": float(total) for kind, (total, _) in faults.items()})
+        if sensor_weeks:
+            mlflow.log_metric("baseline_false_alarms_per_sensor_week", false_alarms / sensor_weeks)
         mlflow.log_metrics(
             {
                 "assets_trained": float(len(fitted)),
@@ -263,7 +312,7 @@ def train_normal(
             name, description="Normal behaviour of each asset (unsupervised; see mlops.normal): one version for all."
         )
     reason = f"refitted {len(fitted)} asset(s) on their baselines; {len(fleet['assets']) - len(fitted)} carried over"
-    version = mlflow.register_model(info.model_uri, name, tags={"promotion": f"promoted: {reason}"}).version
+    version = mlflow.register_model(info.model_uri, name, tags={registry.PROMOTION_TAG: f"promoted: {reason}"}).version
     mlflow_client.set_registered_model_alias(name, registry.CHALLENGER, version)
     mlflow_client.set_registered_model_alias(name, registry.CHAMPION, version)
     return NormalTrainingResult(name, str(version), run_id, fitted, skipped)

@@ -289,12 +289,17 @@ def test_frozen_mlflow_keeps_scoring_with_the_champion_in_memory_and_warns_once(
         assert response.status_code == 200, response.content
         assert response.json()["model_version"] == version
         assert took < GENEROUS
+    # One warning per model in use (the type's supervised detector and the fleet's normal-behaviour model).
+    models = (registry.model_name(TRAINED), registry.normal_model_name())
     warnings = [record.getMessage() for record in caplog.records if record.name == "mlops.scoring"]
-    assert len(warnings) == 1 and "in memory" in warnings[0], warnings
-    # MLflow back: the alias is checked again and the recovery logged.
+    for name in models:
+        mine = [message for message in warnings if f" {name};" in message]
+        assert len(mine) == 1 and "in memory" in mine[0], warnings
+    assert len(warnings) == 2, warnings
+    # MLflow back: the aliases are checked again and each recovery logged.
     assert score(api, TRAINED)[0].status_code == 200
-    warnings = [record.getMessage() for record in caplog.records if record.name == "mlops.scoring"]
-    assert len(warnings) == 2 and "answers again" in warnings[1], warnings
+    warnings = [record.getMessage() for record in caplog.records if record.name == "mlops.scoring"][2:]
+    assert sorted(warnings) == sorted(f"MLflow answers again for {name}: champion version 1" for name in models)
 
 
 def test_each_mlflow_call_waits_the_request_timeout_once_and_the_settings_apply_at_once(app, mlflow_server, proxy):

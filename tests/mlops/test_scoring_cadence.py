@@ -136,6 +136,6 @@ def test_score_readings_and_train_models_take_asset_and_sensor(trained):
     with pytest.raises(CommandError, match="Unknown sensor ID"):
         call_command("train_models", "--sensor", "nope")
     out = StringIO()
-    call_command("train_models", "--asset", "PUMP-001", stdout=out)
+    call_command("train_models", "--asset", "PUMP-001", "--detector", "supervised", stdout=out)
     trained_types = {line.split(" v")[0].rsplit("-", 1)[1] for line in out.getvalue().splitlines()}
     assert trained_types == set(Sensor.objects.filter(asset__code="PUMP-001").values_list("sensor_type", flat=True))

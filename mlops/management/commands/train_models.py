@@ -169,7 +169,12 @@ class Command(BaseCommand):
             result = models_train_normal(
                 assets=assets, sensors=selected, start=start, end=end, window=options["window"]
             )
-        except (MLflowUnavailable, ValueError) as exc:
+        except MLflowUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        except ValueError as exc:
+            if options["detector"] == "all":  # the supervised detectors trained: say why these were not
+                self.stdout.write(self.style.WARNING(f"Normal-behaviour models not trained: {exc}"))
+                return
             raise CommandError(str(exc)) from exc
         windows = sum(item["windows"] for item in result.assets.values())
         self.stdout.write(
