@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 
 from mlops import registry
 from mlops.choices import UNKNOWN_DEPARTURE
 from mlops.features import EPOCH, FEATURES, HISTORY_WINDOWS, Series, build_windows, slot_of, span_of
-from mlops.selectors import sensor_series
-from sensors.models import Sensor
+from mlops.selectors import sensor_peer_groups, sensor_series
+from sensors.models import Asset, Sensor
 
 logger = logging.getLogger(__name__)
 
@@ -219,24 +220,41 @@ def lookback_starts(
 ) -> tuple[list[Sensor], dict[int, datetime]]:
     """The sensors to read to score ``sensors`` from their ``since``, with how far back to read each.
 
-    They are ``sensors`` and their peers (the other sensors of their type). Each is read back as far as its
-    own sampling interval requires: HISTORY_WINDOWS of its own windows before the first window scored of its
-    type, and one more, since a peer's window matched at that time may start up to two of the peer's spans
-    earlier (see build_windows). An hourly sensor reads 62 of its 10-hour windows; a minutely sensor beside
-    it, or of the same type elsewhere, still reads 62 of its 10-minute ones.
+    They are ``sensors`` and their peers: the other sensors of their type in their peer group (the asset's site
+    and machine model), or of their type anywhere for a sensor alone in its group (``sensor_peer_groups``).
+    Each is read back as far as its own sampling interval requires: HISTORY_WINDOWS of its own windows before
+    the first window scored of the sensors it serves, and one more, since a peer's window matched at that time
+    may start up to two of the peer's spans earlier (see build_windows). An hourly sensor reads 62 of its
+    10-hour windows; a minutely sensor beside it still reads 62 of its 10-minute ones.
     """
-    earliest: dict[str, np.datetime64] = {}  # per sensor type: the first window start to score of it
+    groups = sensor_peer_groups(sensors)
+    site_of = dict(Asset.objects.filter(pk__in={sensor.asset_id for sensor in sensors}).values_list("pk", "site"))
+    by_group: dict[tuple[str, str], np.datetime64] = {}  # the first window start to score in each peer group
+    by_type: dict[str, np.datetime64] = {}  # ... of the sensors of a type alone in their groups (every peer)
+    sites: dict[str, set[str]] = {}  # per type: the sites of its sensors in a group
     for sensor in sensors:
         span = span_of(sensor.sampling_interval, window)
         begin = EPOCH + span * _first_slot(since[sensor.pk], span)
-        earliest[sensor.sensor_type] = min(earliest.get(sensor.sensor_type, begin), begin)
-    everyone = list(Sensor.objects.filter(sensor_type__in=list(earliest)).order_by("pk"))
-    starts = {
-        sensor.pk: _aware(
-            earliest[sensor.sensor_type] - span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1)
-        )
-        for sensor in everyone
-    }
+        if groups[sensor.pk] is None:
+            by_type[sensor.sensor_type] = min(by_type.get(sensor.sensor_type, begin), begin)
+        else:
+            key = (sensor.sensor_type, groups[sensor.pk])
+            by_group[key] = min(by_group.get(key, begin), begin)
+            sites.setdefault(sensor.sensor_type, set()).add(site_of[sensor.asset_id])
+    # Candidates: every sensor of a type with a sensor alone in its group, else those on the groups' sites.
+    wanted = Q(sensor_type__in=list(by_type))
+    for sensor_type, names in sites.items():
+        wanted |= Q(sensor_type=sensor_type, asset__site__in=sorted(names))
+    candidates = list(Sensor.objects.filter(wanted).order_by("pk"))
+    candidate_groups = sensor_peer_groups(candidates)
+    everyone, starts = [], {}
+    for sensor in candidates:
+        group = candidate_groups[sensor.pk]
+        served = [by_type.get(sensor.sensor_type), by_group.get((sensor.sensor_type, group)) if group else None]
+        served = [begin for begin in served if begin is not None]
+        if served:
+            everyone.append(sensor)
+            starts[sensor.pk] = _aware(min(served) - span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1))
     return everyone, starts
 
 
@@ -279,8 +297,10 @@ def score_windows(
     try:
         champion = champion_model(sensors[0].sensor_type)
     except NoChampion:
-        # A plant without labelled faults has no supervised detector: the normal-behaviour model scores alone.
-        if normal_champion() is None:
+        # A plant without labelled faults has no supervised detector: the normal-behaviour model scores alone,
+        # where it knows the sensors' assets (else there is no model for them at all: NoChampion stands).
+        normal = normal_champion()
+        if normal is None or not {sensor.asset.code for sensor in sensors} & set(normal.model["assets"]):
             raise
         champion = None
     spans = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in sensors}
@@ -291,20 +311,27 @@ def score_windows(
 
     until_us, late_us = _us(until), _us(until - grace)
     spans_all = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in everyone}
-    group_of = {sensor.pk: sensor.sensor_type for sensor in everyone}
-    earliest = {}
-    for sensor in sensors:
-        begin = EPOCH + spans[sensor.pk] * first_slot[sensor.pk]
-        earliest[sensor.sensor_type] = min(earliest.get(sensor.sensor_type, begin), begin)
-    # Per series read: the start of its first window not ready yet (from the first window scored of its type).
+    # Per series read: the start of its first window not ready yet (from the first window scored of those whose
+    # peer it is: its own look-back start plus the HISTORY_WINDOWS + 1 windows read before it).
     ready_until: dict[int, np.datetime64] = {}
     for item in series:
         span = spans_all[item.sensor_pk]
-        first = first_slot.get(item.sensor_pk, int(slot_of(np.array([earliest[group_of[item.sensor_pk]]]), span)[0]))
+        begin = _us(starts[item.sensor_pk]) + span * (HISTORY_WINDOWS + 1)
+        first = first_slot.get(item.sensor_pk, int(slot_of(np.array([begin]), span)[0]))
         ready_until[item.sensor_pk] = _ready_until(item.times, span, first, until_us, late_us, window)
-    peers: dict[str, list[int]] = {}  # sensor type -> its sensors with readings in the look-back (others cannot matter)
+    # The peers of each sensor scored among the series read (those without readings in the look-back cannot matter).
+    of_type: dict[str, list[int]] = {}
+    of_group: dict[tuple[str, str | None], list[int]] = {}
     for item in series:
-        peers.setdefault(group_of[item.sensor_pk], []).append(item.sensor_pk)
+        of_type.setdefault(item.sensor_type, []).append(item.sensor_pk)
+        of_group.setdefault((item.sensor_type, item.peer_group), []).append(item.sensor_pk)
+    peers = {
+        item.sensor_pk: of_type[item.sensor_type]
+        if item.peer_group is None
+        else of_group[(item.sensor_type, item.peer_group)]
+        for item in series
+        if item.sensor_pk in first_slot
+    }
     scored_until: dict[int, datetime] = {}
     bounds: dict[int, tuple[int, int]] = {}
     for sensor in sensors:
@@ -319,7 +346,7 @@ def score_windows(
         # The peers at the window's time must be ready too (their readings, through the same gateway as a rule,
         # may come late alike): all their windows up to this one's end, or this one ended more than ``grace`` ago
         # (a dead peer must not stop the scoring of the others).
-        for pk in peers[sensor.sensor_type]:
+        for pk in peers[sensor.pk]:
             if pk != sensor.pk:
                 peer_span = spans_all[pk]
                 matched = EPOCH + peer_span * slot_of(ends, peer_span)  # the peer's window boundary by this end
