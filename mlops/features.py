@@ -7,9 +7,22 @@ range read or on when a run happens. Its features are scale-free (divided by the
 width of the sensor's normal range) and relative: to the sensor's own previous
 windows (level, spread, jumps; the previous BASELINE_WINDOWS window slots by
 time, not by count, so a window's features depend only on the readings of its
-last HISTORY_WINDOWS slots), and to the other sensors of the same type at the
-same time (a load change of the plant moves them together and is not taken
-for a fault).
+last HISTORY_WINDOWS slots), and to its peers at the same time (a load change
+of the plant moves them together and is not taken for a fault).
+
+Peers are the other sensors of the same type in the same peer group: on assets
+of the same site, and of the same machine model where the assets' metadata name
+one (``Series.peer_group``, from ``mlops.selectors.sensor_peer_groups``). Not the
+whole fleet: another plant runs other shifts, at other hours. Not the asset's
+sensors of other types: the peer features compare levels in the sensor's own
+unit, and with the asset's other sensors as peers (amperes against degrees) a
+plant-wide load change looked like a fault (current and flow fell from F1 1.0 to
+0.67 on the default fleet, measured); behaviour across an asset's sensors is the
+per-asset normal model's (``mlops.normal``). A sensor alone of its type in its
+group has every sensor of its type as peers: without any, a shift change looks
+like a level shift (on the default fleet, whose sites share one shift pattern,
+site peers alone left current and flow with none, and the pooled F1 fell from at
+least 0.9 to 0.75, measured).
 
 Computed for all series at once with numpy, never a Python loop per window: the
 windows' own statistics row-wise on one (windows x readings) matrix per window
@@ -71,6 +84,9 @@ class Series:
     values: np.ndarray
     quality: np.ndarray
     asset_pk: int | None = None
+    # With the type, who the series' peers are (see build_windows): mlops.selectors.peer_group, the asset's site
+    # and machine model. None: every series of the type (a sensor alone in its group; series built without one).
+    peer_group: str | None = None
 
     @property
     def width(self) -> float:
@@ -243,7 +259,7 @@ def _baseline_medians(columns: list[np.ndarray], used: np.ndarray) -> list[np.nd
 
 
 def build_windows(series: list[Series], *, window: int) -> Windows:
-    """Windows of every series; peers are the other series of the same sensor type, matched by time."""
+    """Windows of every series; peers are the other series of the same type and peer group, matched by time."""
     own = _own_windows(series, window)
     n = len(own.slot)
     used = _baseline(own)
@@ -263,22 +279,30 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
 
     spans = np.array([span_of(item.interval, window).astype(np.int64) for item in series], dtype=np.int64)
     ends = own.slot * spans[own.series] + spans[own.series]  # the window's fixed end, in microseconds from EPOCH
-    # Peers: the other sensors of the same type, each taken at this window's time: the peer's latest window
-    # ending by this window's end and no more than one window (the longer of the two spans) before it. Peers may
-    # sample at different rates, so windows are matched by their fixed time range, not by number.
-    # Why the type and not the asset: the peer features compare levels in the sensor's own unit, so only
-    # sensors of one kind can be compared; with the other sensors of the same asset (amperes against degrees),
-    # a plant-wide load change (a shift ending) looked like a fault, and current and flow fell from F1 1.0 to
-    # 0.67 on the default fleet (measured). Behaviour across an asset's sensors is for a model of the asset.
-    keys: dict[tuple, int] = {}
-    group_of = np.array([keys.setdefault(_peer_key(item), len(keys)) for item in series], dtype=np.int64)
-    window_group = group_of[own.series]
+    # Peers (see _peer_medians for how they are matched by time): the other sensors of the same type and the same
+    # peer group (Series.peer_group: the asset's site and machine model); a sensor without a group (None: the
+    # only one of its type in its group, or series built without one) has every other sensor of its type.
+    types: dict[str, int] = {}
+    groups: dict[tuple, int] = {}
+    type_of = np.array([types.setdefault(item.sensor_type, len(types)) for item in series], dtype=np.int64)
+    group_of = np.array(
+        [
+            -1 if item.peer_group is None else groups.setdefault((item.sensor_type, item.peer_group), len(groups))
+            for item in series
+        ],
+        dtype=np.int64,
+    )
+    window_type, window_group = type_of[own.series], group_of[own.series]
     peer_level, peer_change = np.zeros(n), np.zeros(n)
-    for group in np.unique(window_group):
-        rows = np.flatnonzero(window_group == group)
-        peer_level[rows], peer_change[rows] = _peer_medians(
-            own.series[rows], ends[rows], spans[own.series[rows]], level[rows], change[rows]
-        )
+    for scope, key in [(window_type, value) for value in np.unique(window_type)] + [
+        (window_group, value) for value in np.unique(window_group[window_group >= 0])
+    ]:
+        rows = np.flatnonzero(scope == key)
+        wanted = window_group[rows] == -1 if scope is window_type else np.ones(len(rows), dtype=bool)
+        if wanted.any():
+            peer_level[rows[wanted]], peer_change[rows[wanted]] = _peer_medians(
+                own.series[rows], ends[rows], spans[own.series[rows]], level[rows], change[rows], wanted
+            )
 
     X = np.column_stack(
         [
@@ -315,51 +339,49 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
     )
 
 
-def _peer_key(item: Series) -> tuple:
-    """The peers of a series are the other series with the same key."""
-    return (item.sensor_type,)
-
-
 def _peer_medians(
-    owner: np.ndarray, ends: np.ndarray, spans: np.ndarray, level: np.ndarray, change: np.ndarray
+    owner: np.ndarray, ends: np.ndarray, spans: np.ndarray, level: np.ndarray, change: np.ndarray, wanted: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The median level and change of each window's peers at its time (0 without any), for one group's windows.
+    """The median level and change of the peers of each ``wanted`` window at its time (0 without any).
 
-    ``owner`` says whose window each is, ``ends`` its fixed end and ``spans`` its sensor's span (microseconds).
-    Each member's windows in time order. A peer counts at a window's end E with its latest window ending by E,
-    if that ends after E minus the longer of the two spans. With one span in the group that is the peer's
-    window of the same slot: one (time x members) matrix holds every value, and each window's peers are its
-    row without its own cell.
+    The peers are the other sensors whose windows are given: ``owner`` says whose window each is (each owner's
+    windows together, in time order), ``ends`` its fixed end and ``spans`` its sensor's span (microseconds). A
+    peer is taken at a window's end E: its latest window ending by E, if that ends after E minus the longer of
+    the two spans (sensors sampling at different rates are matched by time, not by window number). With one
+    span among them that is the peer's window of the same slot: one (time x sensors) matrix holds every value,
+    and each window's peers are its row without its own cell.
     """
+    targets = np.flatnonzero(wanted)
     members, column = np.unique(owner, return_inverse=True)
     if len(members) < 2:
-        return np.zeros(len(owner)), np.zeros(len(owner))
+        return np.zeros(len(targets)), np.zeros(len(targets))
     if (spans == spans[0]).all():
         times, row = np.unique(ends, return_inverse=True)
         out = []
         for values in (level, change):
             matrix = np.full((len(times), len(members)), np.nan)
             matrix[row, column] = values
-            out.append(_median_without_own(matrix, row, column))
+            out.append(_median_without_own(matrix, row[targets], column[targets]))
         return out[0], out[1]
-    # Several spans: each member's value at every window's end, by a search in its own windows.
-    first = np.searchsorted(column, np.arange(len(members)))  # the group's windows are ordered by member
+    # Several spans: each member's value at every wanted window's end, by a search in the member's windows.
+    first = np.searchsorted(column, np.arange(len(members)))
     last = np.append(first[1:], len(column))
-    out_level, out_change = np.empty(len(owner)), np.empty(len(owner))
+    out_level, out_change = np.empty(len(targets)), np.empty(len(targets))
     step = max(1, _CHUNK_CELLS // len(members))
-    for lo in range(0, len(owner), step):
+    for lo in range(0, len(targets), step):
         part = slice(lo, lo + step)
-        at = ends[part]
-        levels = np.full((len(at), len(members)), np.nan)
-        changes = np.full((len(at), len(members)), np.nan)
+        chosen = targets[part]
+        at = ends[chosen]
+        levels = np.full((len(chosen), len(members)), np.nan)
+        changes = np.full((len(chosen), len(members)), np.nan)
         for peer in range(len(members)):
             peer_ends = ends[first[peer] : last[peer]]
             found_at = np.searchsorted(peer_ends, at, side="right") - 1
             found = found_at >= 0
             found[found] &= peer_ends[found_at[found]] > (
-                at[found] - np.maximum(spans[part][found], spans[first[peer]])
+                at[found] - np.maximum(spans[chosen][found], spans[first[peer]])
             )
-            found &= column[part] != peer  # never its own window
+            found &= column[chosen] != peer  # never its own window
             levels[found, peer] = level[first[peer] : last[peer]][found_at[found]]
             changes[found, peer] = change[first[peer] : last[peer]][found_at[found]]
         out_level[part] = _row_nanmedian(levels)

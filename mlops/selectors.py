@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from mlops.choices import AlertStatus
 from mlops.features import Series
@@ -13,11 +13,49 @@ from mlops.models import Alert, Anomaly
 from readings.choices import FaultKind
 from readings.models import FaultLabel
 from readings.selectors import readings_shown
-from sensors.models import Sensor
+from sensors.models import Asset, Sensor
 
 # A degradation episode is the machine, not the sensor: it is neither a fault
 # to find nor normal behaviour, so its windows are left out of training and evaluation.
 UNLABELLED_KINDS = {FaultKind.DEGRADATION}
+
+
+def peer_group(*, site: str, model) -> str:
+    """The peer group of an asset's sensors: its site, and its machine model where its metadata names one.
+
+    An asset without a ``model`` in its metadata is grouped with the other assets of its site without one.
+    """
+    return f"site={site!r}" if model in (None, "") else f"site={site!r} model={str(model)!r}"
+
+
+def sensor_peer_groups(sensors: list[Sensor]) -> dict[int, str | None]:
+    """The peer group of each sensor (by pk; see ``mlops.features``), from the fleet (two short queries).
+
+    The group of its asset (``peer_group``) when another sensor of its type is in that group; None (every
+    sensor of its type is a peer) when it is the only one: the fleet's composition decides, not which sensors
+    have readings, so training and every scoring run see the same peers.
+    """
+    types = {sensor.sensor_type for sensor in sensors}
+    counts: dict[tuple[str, str], int] = {}
+    for sensor_type, site, model, number in (
+        Sensor.objects.filter(sensor_type__in=types)
+        .values_list("sensor_type", "asset__site", "asset__metadata__model")
+        .annotate(number=Count("pk"))
+        .order_by()
+    ):
+        key = (sensor_type, peer_group(site=site, model=model))
+        counts[key] = counts.get(key, 0) + number
+    assets = {
+        pk: peer_group(site=site, model=model)
+        for pk, site, model in Asset.objects.filter(pk__in={sensor.asset_id for sensor in sensors}).values_list(
+            "pk", "site", "metadata__model"
+        )
+    }
+    groups = {}
+    for sensor in sensors:
+        group = assets[sensor.asset_id]
+        groups[sensor.pk] = group if counts.get((sensor.sensor_type, group), 0) > 1 else None
+    return groups
 
 
 def sensor_series(
@@ -27,7 +65,7 @@ def sensor_series(
     end: datetime | None,
     starts: dict[int, datetime] | None = None,
 ) -> list[Series]:
-    """The readings of ``sensors`` with start <= time < end, as numpy series (one query).
+    """The readings of ``sensors`` with start <= time < end, as numpy series (one query), with their peer groups.
 
     ``starts`` gives a sensor (by pk) its own start instead: each sensor's look-back follows its own sampling
     interval. Sensors sharing a start share one condition, so the query stays short on a large fleet.
@@ -50,6 +88,7 @@ def sensor_series(
         readings = readings.filter(time__gte=start)
     if end is not None:
         readings = readings.filter(time__lt=end)
+    groups = sensor_peer_groups(sensors)
     rows = readings.order_by("sensor_id", "time").values_list("sensor_id", "time", "value", "quality")
     columns: dict[int, tuple[list, list, list]] = {sensor.pk: ([], [], []) for sensor in sensors}
     for sensor_pk, time, value, quality in rows.iterator(chunk_size=20_000):
@@ -68,6 +107,7 @@ def sensor_series(
             values=np.array(columns[sensor.pk][1], dtype=np.float64),
             quality=np.array(columns[sensor.pk][2], dtype=np.float64),
             asset_pk=sensor.asset_id,
+            peer_group=groups[sensor.pk],
         )
         for sensor in sensors
         if columns[sensor.pk][0]

@@ -2,7 +2,8 @@
 
 The reference below is written for reading, not speed: one loop per sensor, per window and per peer, numpy only
 on one window's readings at a time. The two must agree bit for bit on random series with gaps, coarse values
-(repeats), flagged readings, sensors without a normal range, and peers sampling at other rates.
+(repeats), flagged readings, sensors without a normal range, peers sampling at other rates, and peer groups (a
+sensor in a group has the sensors of its type in that group as peers; one without, every sensor of its type).
 """
 
 import bisect
@@ -77,6 +78,8 @@ def reference_windows(series: list[Series], window: int) -> dict[tuple[int, int]
             for peer in series:
                 if peer.sensor_pk == item.sensor_pk or peer.sensor_type != item.sensor_type:
                     continue
+                if item.peer_group is not None and peer.peer_group != item.peer_group:
+                    continue  # a sensor with a group has the sensors of its type in it; one without, all of them
                 # The peer's latest window ending by this one's end, if it ends less than a (longer) span before.
                 theirs = own[peer.sensor_pk]
                 latest = bisect.bisect_right([r["end_time"] for r in theirs], row["end_time"]) - 1
@@ -97,7 +100,9 @@ def _median(values):
         return np.median(np.array(values, dtype=np.float64))
 
 
-def random_fleet(seed: int, *, sensors: int = 9, readings: int = 1500, intervals=(60,)) -> list[Series]:
+def random_fleet(
+    seed: int, *, sensors: int = 9, readings: int = 1500, intervals=(60,), groups: bool = False
+) -> list[Series]:
     rng = np.random.default_rng(seed)
     fleet = []
     for pk in range(1, sensors + 1):
@@ -123,17 +128,28 @@ def random_fleet(seed: int, *, sensors: int = 9, readings: int = 1500, intervals
                 values=values[keep],
                 quality=quality[keep],
                 asset_pk=int(rng.integers(1, 4)),
+                peer_group=[None, "site='North'", "site='South' model='P-200'"][int(rng.integers(0, 3))]
+                if groups
+                else None,
             )
         )
     return fleet
 
 
 @pytest.mark.parametrize(
-    ("seed", "intervals", "window"),
-    [(1, (60,), 10), (2, (60,), 10), (3, (30, 60, 120), 10), (4, (60, 3600), 10), (5, (1, 2), 6), (6, (60,), 3)],
+    ("seed", "intervals", "window", "groups"),
+    [
+        (1, (60,), 10, False),
+        (2, (60,), 10, True),
+        (3, (30, 60, 120), 10, False),
+        (4, (60, 3600), 10, True),
+        (5, (1, 2), 6, True),
+        (6, (60,), 3, False),
+        (8, (60, 120), 10, True),
+    ],
 )
-def test_vectorised_features_equal_a_window_by_window_computation(seed, intervals, window):
-    fleet = random_fleet(seed, intervals=intervals)
+def test_vectorised_features_equal_a_window_by_window_computation(seed, intervals, window, groups):
+    fleet = random_fleet(seed, sensors=12 if groups else 9, intervals=intervals, groups=groups)
     windows = build_windows(fleet, window=window)
     expected = reference_windows(fleet, window)
     assert len(windows) == len(expected) > 100

@@ -7,6 +7,7 @@ import pytest
 
 from mlops.features import FEATURES, HISTORY_WINDOWS, Series, build_windows
 from mlops.scoring import lookback_starts
+from mlops.selectors import sensor_peer_groups
 from tests.factories import AssetFactory, SensorFactory
 
 T0 = np.datetime64("2026-03-02T00:00:00", "us")
@@ -111,3 +112,50 @@ def test_each_sensor_reads_back_as_far_as_its_own_sampling_interval_needs():
     # HISTORY_WINDOWS + 1 windows of each sensor's own length: 10 minutes, not the hourly sensor's 10 hours.
     assert starts[minutely.pk] == since - timedelta(minutes=10 * (HISTORY_WINDOWS + 1))
     assert starts[hourly.pk] == since - timedelta(hours=10 * (HISTORY_WINDOWS + 1))
+
+
+def test_peers_are_the_sensors_of_the_same_type_in_the_same_peer_group():
+    # A and B on one site, C of the same type on another: C's level rising must not move A's features.
+    a = series(1, asset=1, values=np.full(1200, 50.0), seed=1)
+    b = series(2, asset=2, values=np.full(1200, 50.0), seed=2)
+    c = series(3, asset=3, values=np.r_[np.full(600, 50.0), np.full(600, 85.0)], seed=3)
+    a.peer_group = b.peer_group = "site='North Plant'"
+    c.peer_group = "site='South Works'"
+    with_c, _ = rows_of(build_windows([a, b, c], window=10), 1)
+    alone, _ = rows_of(build_windows([a, b], window=10), 1)
+    assert np.array_equal(with_c, alone)
+    # A sensor without a group (alone of its type in its own) has every sensor of its type as peer.
+    c.peer_group = None
+    lone, _ = rows_of(build_windows([a, b, c], window=10), 3)
+    lone_without_b, _ = rows_of(build_windows([a, c], window=10), 3)
+    assert not np.array_equal(lone[:, VS_PEERS], lone_without_b[:, VS_PEERS])
+
+
+@pytest.mark.django_db
+def test_peer_groups_are_the_site_and_the_machine_model_and_scoring_reads_only_them():
+    north, north_too, south = AssetFactory(site="North"), AssetFactory(site="North"), AssetFactory(site="South")
+    pump_a = AssetFactory(site="East", metadata={"model": "P-200"})
+    pump_b = AssetFactory(site="East", metadata={"model": "P-200"})
+    other_model = AssetFactory(site="East", metadata={"model": "P-300"})
+    unnamed = AssetFactory(site="East")
+    one = SensorFactory(asset=north, sensor_type="temperature")
+    two = SensorFactory(asset=north_too, sensor_type="temperature")
+    far = SensorFactory(asset=south, sensor_type="temperature")  # alone of its type on its site
+    vibration = SensorFactory(asset=north, sensor_type="vibration")
+    p_a = SensorFactory(asset=pump_a, sensor_type="temperature")
+    p_b = SensorFactory(asset=pump_b, sensor_type="temperature")
+    p_other = SensorFactory(asset=other_model, sensor_type="temperature")
+    p_unnamed = SensorFactory(asset=unnamed, sensor_type="temperature")
+    groups = sensor_peer_groups([one, two, far, vibration, p_a, p_b, p_other, p_unnamed])
+    assert groups[one.pk] == groups[two.pk] == "site='North'"
+    assert groups[p_a.pk] == groups[p_b.pk] == "site='East' model='P-200'"
+    # Alone in their group: every sensor of the type is a peer.
+    assert groups[far.pk] is groups[vibration.pk] is groups[p_other.pk] is groups[p_unnamed.pk] is None
+
+    since = datetime.fromtimestamp(432_000 * 4100, UTC)
+    everyone, _ = lookback_starts(sensors=[one], since={one.pk: since}, window=10)
+    assert {sensor.pk for sensor in everyone} == {one.pk, two.pk}
+    everyone, _ = lookback_starts(sensors=[p_a], since={p_a.pk: since}, window=10)
+    assert {sensor.pk for sensor in everyone} == {p_a.pk, p_b.pk}
+    everyone, _ = lookback_starts(sensors=[far], since={far.pk: since}, window=10)
+    assert {sensor.pk for sensor in everyone} == {one.pk, two.pk, far.pk, p_a.pk, p_b.pk, p_other.pk, p_unnamed.pk}
