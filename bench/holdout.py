@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -152,8 +153,36 @@ def views() -> dict:
     }
 
 
+def _windows(item, sensor, window: int):
+    """The fixed window slots (mlops.features) of ``sensor`` over its appended period: (starts, ends)."""
+    import numpy as np
+
+    from mlops.features import EPOCH, slot_of, span_of
+
+    span = span_of(sensor.sampling_interval, window)
+    first, last = (slot_of(np.array([_us(moment)]), span)[0] for moment in (item.first, item.last))
+    starts = EPOCH + span * np.arange(first, last + 1)
+    return starts, starts + span
+
+
+def _us(moment):
+    import numpy as np
+
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+
+
 def measure(appended: list, sensors: dict, *, window: int) -> dict:
-    """The per-shape and clean-sensor figures (see the module doc) of every detector, and of all together."""
+    """The per-shape and clean-sensor figures (see the module doc) for each view of the anomalies (``views``).
+
+    Detection, delay and alarms follow the product's evaluation rule (mlops.evaluation.score_detections,
+    docs/mlops.md "Evaluation"): a window belongs to a fault when it overlaps it and starts more than
+    min(one window, half the fault) before it ends; the delay runs to the end of the first such window of a
+    true alarm. Flagged windows that do not belong to the fault and end after it are counted as raised when
+    it ends.
+    """
+    import numpy as np
+
+    from mlops.evaluation import Faults, score_detections
     from mlops.models import Anomaly
 
     by_sensor = {item.sensor_id: item for item in appended}
@@ -164,57 +193,94 @@ def measure(appended: list, sensors: dict, *, window: int) -> dict:
             "sensor"
         )
     )
+    grids = {item.sensor_id: _windows(item, sensors[item.sensor_id], window) for item in appended}
     clean = [item for item in appended if item.shape is None]
     clean_weeks = sum((item.last - item.first).total_seconds() for item in clean) / (7 * 86400)
+    faulty_assets = {sensors[item.sensor_id].asset_id for item in appended if item.shape is not None}
+    no_faults = Faults(*(np.array([], dtype=dtype) for dtype in (np.int64, np.int64, object, "M8[us]", "M8[us]")))
     result = {}
-    for detector, flagged in views().items():
+    for view, flagged in views().items():
         mine = [anomaly for anomaly in anomalies if flagged(anomaly)]
+
+        def predicted(sensor_id: str, mine=mine) -> np.ndarray:
+            starts, ends = grids[sensor_id]
+            moments = np.array([_us(a.start) for a in mine if a.sensor.sensor_id == sensor_id], dtype="M8[us]")
+            # The window each anomaly lies in (its fixed start, whatever the detector stored as its start).
+            slots = np.searchsorted(starts, moments, side="right") - 1
+            flags = np.zeros(len(starts), dtype=bool)
+            flags[slots[(slots >= 0) & (moments < ends[-1])]] = True
+            return flags
+
         shapes = []
         for item in appended:
             if item.shape is None:
                 continue
             sensor = sensors[item.sensor_id]
-            span = timedelta(seconds=window * sensor.sampling_interval)
-            fault_end = item.end + timedelta(seconds=sensor.sampling_interval)
-            hits, after, before = [], 0, 0
-            for anomaly in (a for a in mine if a.sensor.sensor_id == item.sensor_id):
-                window_end = anomaly.start + span
-                inside = (min(window_end, fault_end) - max(anomaly.start, item.onset)).total_seconds()
-                if inside >= span.total_seconds() / 2:
-                    hits.append(anomaly)
-                elif window_end > fault_end:
-                    after += 1
-                else:
-                    before += 1
-            found = min(hits, key=lambda anomaly: anomaly.end) if hits else None
-            minutes = (found.end - item.onset).total_seconds() / 60 if found else None
+            starts, ends = grids[item.sensor_id]
+            flags = predicted(item.sensor_id)
+            fault_start, fault_end = _us(item.onset), _us(item.end + timedelta(seconds=sensor.sampling_interval))
+            faults = Faults(
+                np.array([0]), np.array([sensor.pk]), np.array([item.shape], dtype=object), *(
+                    np.array([moment], dtype="M8[us]") for moment in (fault_start, fault_end)
+                )
+            )  # fmt: skip
+            scores = score_detections(
+                flags, sensor=np.full(len(starts), sensor.pk), start=starts, end=ends, faults=faults
+            )
+            belongs = (ends > fault_start) & (
+                starts < fault_end - np.minimum(ends - starts, (fault_end - fault_start) // 2)
+            )
+            after = flags & ~belongs & (ends > fault_end)
+            before = flags & ~belongs & (ends <= fault_end)
             row = {
                 "shape": item.shape,
                 "sensor_id": item.sensor_id,
                 "sensor_type": sensor.sensor_type,
                 "onset": item.onset.isoformat(),
                 "end": item.end.isoformat(),
-                "detected": found is not None,
-                "minutes": minutes,
-                "anomalies_in_fault": len(hits),
-                "anomalies_after_end": after,
-                "anomalies_before_onset": before,
-                "max_score": max((a.score for a in hits), default=None),
+                "detected": scores.detected == 1,
+                "minutes": scores.delay_median_minutes,
+                "windows_flagged_in_fault": int((flags & belongs).sum()),
+                "alarms": scores.alarms,
+                "false_alarms": scores.alarms - scores.true_alarms,
+                "anomalies_after_end": int(after.sum()),
+                # From the fault's end to each such window's start.
+                "after_end_minutes": [float((start - fault_end) / np.timedelta64(60, "s")) for start in starts[after]],
+                "anomalies_before_onset": int(before.sum()),
             }
             if item.crossing is not None:
                 row["crossing"] = item.crossing.isoformat()
-                row["before_crossing"] = found is not None and found.end < item.crossing
+                first_hit = item.onset + timedelta(minutes=row["minutes"]) if row["detected"] else None
+                row["before_crossing"] = first_hit is not None and first_hit <= item.crossing
             if item.shape == "gap":
                 rule = gap_rule_minutes(item, sensor)
                 row["rule_minutes"] = rule
-                row["detected_by_anomaly"] = found is not None
-                row["detected"] = found is not None or rule is not None
-                row["minutes"] = min(m for m in (minutes, rule) if m is not None) if row["detected"] else None
+                row["detected_by_anomaly"] = row["detected"]
+                row["detected"] = row["detected"] or rule is not None
+                times = [m for m in (row["minutes"], rule) if m is not None]
+                row["minutes"] = min(times) if times else None
             shapes.append(row)
-        false = [a for a in mine if by_sensor[a.sensor.sensor_id].shape is None]
+
+        false, alarms = [], 0
+        for item in clean:
+            starts, ends = grids[item.sensor_id]
+            flags = predicted(item.sensor_id)
+            pk = sensors[item.sensor_id].pk
+            alarms += score_detections(
+                flags, sensor=np.full(len(starts), pk), start=starts, end=ends, faults=no_faults
+            ).alarms
+            false += [
+                {
+                    "sensor_id": item.sensor_id,
+                    "sensor_type": sensors[item.sensor_id].sensor_type,
+                    "beside_a_fault": sensors[item.sensor_id].asset_id in faulty_assets,
+                    "start": str(start),
+                }
+                for start in starts[flags]
+            ]
         times = [row["minutes"] for row in shapes if row["minutes"] is not None]
-        ends = [row for row in shapes if row["shape"] in ("flatline", "gap")]
-        result[detector] = {
+        ends_of = [row for row in shapes if row["shape"] in ("flatline", "gap")]
+        result[view] = {
             "shapes": shapes,
             "detected": sum(row["detected"] for row in shapes),
             "of": len(shapes),
@@ -223,7 +289,10 @@ def measure(appended: list, sensors: dict, *, window: int) -> dict:
             "clean_sensor_weeks": clean_weeks,
             "clean_false_anomalies": len(false),
             "false_per_sensor_week": len(false) / clean_weeks if clean_weeks else None,
-            "anomalies_when_flatline_or_gap_ends": sum(row["anomalies_after_end"] for row in ends),
+            "clean_false_alarms": alarms,
+            "false_alarms_per_sensor_week": alarms / clean_weeks if clean_weeks else None,
+            "clean_false": false,
+            "anomalies_when_flatline_or_gap_ends": sum(row["anomalies_after_end"] for row in ends_of),
         }
     return result
 
@@ -255,10 +324,35 @@ def table(result: dict) -> str:
         summary.append(
             f"{name}: {item['detected']}/{item['of']} detected, median {median} min, "
             f"{item['clean_false_anomalies']} false on {item['clean_sensors']} clean sensors "
-            f"({rate:.2f}/sensor-week), {item['anomalies_when_flatline_or_gap_ends']} when a flatline or gap ends"
+            f"({rate:.2f}/sensor-week; {item['clean_false_alarms']} alarms of consecutive windows, "
+            f"{item['false_alarms_per_sensor_week']:.2f}/sensor-week), "
+            f"{item['anomalies_when_flatline_or_gap_ends']} when a flatline or gap ends"
         )
     lines.append("(<x / >x: a drift detected before / after it crossed the normal range; (rule): staleness rule)")
     return "\n".join(lines + summary)
+
+
+def appended_from_metadata(sensors: list) -> list:
+    """The HoldoutAppends of a database kept by --keep, from the records readings_holdout_append left."""
+    from readings.services import HOLDOUT_MARK, HoldoutAppend
+
+    appended = []
+    for sensor in sensors:
+        for record in sensor.metadata.get(HOLDOUT_MARK, []):
+            moments = {
+                name: datetime.fromisoformat(record[name]) if record.get(name) else None
+                for name in ("first", "last", "onset", "end", "crossing")
+            }
+            appended.append(
+                HoldoutAppend(
+                    sensor_id=sensor.sensor_id,
+                    shape=record["shape"],
+                    stored=0,
+                    magnitude=record["magnitude"],
+                    **moments,
+                )
+            )
+    return appended
 
 
 def main() -> int:
@@ -270,6 +364,22 @@ def main() -> int:
     parser.add_argument("--clean-assets", type=int, default=4, help="Assets appended without a shape. Default 4.")
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help=f"Keep the database {DB} and the MLflow store (var/bench-holdout) for a look, or for --reuse.",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Use the fleet a --keep run left (seeded, appended): delete its anomalies, alerts and scoring marks, "
+        "score and measure again (the models as they are, or retrained with --retrain).",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="With --reuse: train_models again on the training period only (--to and --baseline end at END).",
+    )
     parser.add_argument("--server", default=os.environ.get("BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
     import psycopg
@@ -278,53 +388,69 @@ def main() -> int:
     from bench.common import manage
 
     end = datetime.fromisoformat(END.replace("Z", "+00:00")).astimezone(UTC)
+    readings = int(args.sensors * args.days * 1440)
     timings = {}
-    with tempfile.TemporaryDirectory() as var:
+    kept = ROOT / "var" / "bench-holdout"
+    with tempfile.TemporaryDirectory() as scratch:
+        var = str(kept) if args.keep or args.reuse else scratch
         env = {**os.environ, "DJANGO_DEBUG": "true", "DATABASE_URL": f"{args.server}/{DB}", "DJANGO_VAR_DIR": var}
-        with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DB}")
-        manage(env, "migrate", "-v0")
-        readings = int(args.sensors * args.days * 1440)
-        started = time.perf_counter()
-        manage(env, "seed_data", "--sensors", str(args.sensors), "--readings", str(readings), "--end", END, "--quiet")
-        timings["seed_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        trained = manage(env, "train_models", "--promote", "--window", str(args.window), capture=True)
-        timings["train_s"] = time.perf_counter() - started
-        print(trained.strip())
+        if not args.reuse:
+            with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+                conn.execute(f"CREATE DATABASE {DB}")
+            if kept.exists():
+                shutil.rmtree(kept)
+            manage(env, "migrate", "-v0")
+            started = time.perf_counter()
+            manage(
+                env, "seed_data", "--sensors", str(args.sensors), "--readings", str(readings), "--end", END, "--quiet"
+            )
+            timings["seed_s"] = time.perf_counter() - started
+        if not args.reuse or args.retrain:
+            started = time.perf_counter()
+            # As an operator would, before anything is appended; a retrain of a kept fleet must not see what was.
+            since = (end - timedelta(days=args.days)).isoformat()
+            period = ("--to", END, "--baseline", since, END) if args.reuse else ()
+            trained = manage(env, "train_models", "--promote", "--window", str(args.window), *period, capture=True)
+            timings["train_s"] = time.perf_counter() - started
+            print(trained.strip())
 
         os.environ.update(env)
         os.environ["DJANGO_SETTINGS_MODULE"] = "smartmaint.settings"
         import django
 
         django.setup()
+        from mlops.models import Alert, Anomaly, ScoringRun, ScoringWatermark
         from readings.choices import HoldoutShape
+        from readings.services import HOLDOUT_MARK
+        from sensors.models import Sensor
 
-        plan = plan_sensors(shapes=list(HoldoutShape.values), repeats=args.repeats, clean_assets=args.clean_assets)
-        appended = append_holdout(plan, hours=args.hours, seed=args.seed)
+        if args.reuse:
+            chosen = list(Sensor.objects.filter(metadata__has_key=HOLDOUT_MARK).select_related("asset"))
+            appended = appended_from_metadata(chosen)
+            for model in (Alert, Anomaly, ScoringWatermark):
+                model.objects.filter(sensor__in=chosen).delete()
+            ScoringRun.objects.all().delete()
+        else:
+            plan = plan_sensors(shapes=list(HoldoutShape.values), repeats=args.repeats, clean_assets=args.clean_assets)
+            appended = append_holdout(plan, hours=args.hours, seed=args.seed)
+            chosen = [item.sensor for item in plan]
         until = max(item.last for item in appended) + timedelta(minutes=1)
         started = time.perf_counter()
         scored = manage(
             env,
-            "score_readings",
-            "--from",
-            end.isoformat(),
-            "--to",
-            until.isoformat(),
-            "--window",
-            str(args.window),
+            *("score_readings", "--from", end.isoformat(), "--to", until.isoformat(), "--window", str(args.window)),
             capture=True,
         )
         timings["score_s"] = time.perf_counter() - started
         print(scored.strip())
-        sensors = {item.sensor.sensor_id: item.sensor for item in plan}
-        result = measure(appended, sensors, window=args.window)
+        result = measure(appended, {sensor.sensor_id: sensor for sensor in chosen}, window=args.window)
         from django.db import connections
 
         connections.close_all()
-    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    if not (args.keep or args.reuse):
+        with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
     print()
     print(table(result))
