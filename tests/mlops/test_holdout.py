@@ -280,6 +280,9 @@ def test_the_normal_model_flags_every_holdout_shape_on_a_small_fleet(mlflow_sett
     assert not missed, normal
     assert normal[HoldoutShape.DRIFT]["before_crossing"], normal[HoldoutShape.DRIFT]
     assert result[PRODUCT]["detected"] == 8
+    assert result[NORMAL]["median_minutes"] < 30  # the target at one reading a minute
+    # Not asserted, as not met yet (bench/holdout.py measures them): at most 1 false anomaly per clean
+    # sensor-week (about 3 here), and none when a flatline or gap ends (the flatline's return raises some).
     clear_model_cache()
 
 
