@@ -29,3 +29,33 @@ class MlopsConfig(AppConfig):
 
         doctor.register(checks.check_mlflow, name="mlflow", order=70, unavailable="MLflow cannot be reached")
         doctor.register(checks.check_champions, name="champion_models", order=80, requires=["database", "mlflow"])
+
+        from django.conf import settings
+
+        from smartmaint import jobs
+
+        # The periodic jobs, created with these schedules by migrate; staff change them in the admin.
+        jobs.register(
+            name="Score readings",
+            task="mlops.readings_score_pending",
+            every=settings.JOBS_SCORING_SECONDS,
+            description="Scores every active sensor's windows completed since its watermark (score_readings).",
+        )
+        jobs.register(
+            name="Alert rules",
+            task="mlops.alerts_check_rules",
+            every=settings.JOBS_ALERT_RULES_SECONDS,
+            description="Opens and resolves out-of-range, stale and offline alerts and mails new ones (check_alerts).",
+        )
+        jobs.register(
+            name="Alert mail",
+            task="mlops.alerts_notify",
+            every=settings.JOBS_ALERT_MAIL_SECONDS,
+            description="Mails open alerts not mailed yet, retrying failed sends with their attempt counted.",
+        )
+        jobs.register(
+            name="Retrain models",
+            task="mlops.models_retrain",
+            crontab=settings.JOBS_RETRAINING_CRONTAB,
+            description="Trains the detectors and normal-behaviour models; promotes only better ones (train_models).",
+        )

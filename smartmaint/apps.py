@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class SmartmaintConfig(AppConfig):
@@ -14,6 +14,18 @@ class SmartmaintConfig(AppConfig):
         from smartmaint.migrations_table import use_project_migrations_table
 
         use_project_migrations_table()
+
+        from django.db.models.signals import post_migrate
+
+        from smartmaint import jobs
+
+        # migrate (and so make run) creates the periodic jobs the apps registered, with their default schedules.
+        # post_migrate is sent for apps with models: this one has none, django_celery_beat holds the jobs' table.
+        post_migrate.connect(
+            jobs.install_on_migrate,
+            sender=apps.get_app_config("django_celery_beat"),
+            dispatch_uid="smartmaint_install_jobs",
+        )
 
         doctor.register(
             doctor_checks.check_database, name="database", order=10, unavailable="the database cannot be reached"

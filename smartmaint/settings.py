@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
+    # Schedules of the periodic jobs, stored in the database and changed in the admin; task results and failures.
+    "django_celery_beat",
+    "django_celery_results",
     "sensors",
     "readings",
     "mlops",
@@ -410,6 +413,62 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Smart Maintenance <n
 # Where staff open the console, for the links in alert mail (the quick start's address by default).
 SITE_URL = env.str("DJANGO_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Background work (Celery) -------------------------------------------------------
+# Workers run scoring, alert checks, mail and retraining (smartmaint/celery.py, each app's tasks.py; docs/deploy.md).
+# Broker: CELERY_BROKER_URL, else REDIS_URL (a deployment gives Redis; see docs/deploy.md for a database of its own).
+# Neither (the quick start): kombu's filesystem transport, messages as files under VAR_DIR/celery. It needs no
+# server and no package beyond Celery, so `make run` starts web, worker and beat with nothing to install; unlike
+# kombu's SQLAlchemy transport it also carries broadcasts, so `celery inspect ping` and `manage.py doctor` see the
+# worker. It serves the processes of one machine only: more machines need Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL.startswith("filesystem:"):
+    _broker_dir = Path(VAR_DIR) / "celery"
+    for _folder in ("queue", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Each task's outcome, a failure with its error and traceback, in the database (django-celery-results: the admin's
+# "Task results"), with its task name, arguments, worker and periodic job; removed after CELERY_RESULT_EXPIRES_DAYS
+# by the daily cleanup beat runs.
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = timedelta(days=env.int("CELERY_RESULT_EXPIRES_DAYS", default=7))
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Seconds a task may run: past the soft limit it is interrupted (its transaction rolls back, the next run redoes
+# the work), past the hard one its worker process is replaced. Retraining has its own, longer limit.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
+TRAINING_TIME_LIMIT = env.int("TRAINING_TIME_LIMIT", default=4 * 3600)
+# Queues per kind of work, so that a retraining never delays scoring or mail: a worker serves the queues it is
+# given (`celery -A smartmaint worker -Q scoring`), several workers on several machines share a queue.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "mlops.readings_score_pending": {"queue": "scoring"},
+    "mlops.alerts_notify": {"queue": "mail"},
+    "mlops.models_retrain": {"queue": "training"},
+}
+# One task at a time per worker process: a long one never holds others that another process could run.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task meeting a transient error (database, MLflow, SMTP unreachable) is retried up to TASK_RETRY_MAX times,
+# waiting TASK_RETRY_BACKOFF seconds, then twice as long each time (with jitter) up to TASK_RETRY_BACKOFF_MAX.
+# Bad data is never retried: the task fails at once and its error is recorded.
+TASK_RETRY_MAX = env.int("TASK_RETRY_MAX", default=5)
+TASK_RETRY_BACKOFF = env.int("TASK_RETRY_BACKOFF", default=10)
+TASK_RETRY_BACKOFF_MAX = env.int("TASK_RETRY_BACKOFF_MAX", default=600)
+# Default schedules of the periodic jobs, written to the database when migrate first creates each job; from then
+# on staff change them in the admin (Periodic tasks) and these no longer apply. Seconds between runs; retraining
+# as a crontab (minute hour day-of-month month day-of-week, in DJANGO_TIME_ZONE): Sundays at 03:00.
+JOBS_SCORING_SECONDS = env.int("JOBS_SCORING_SECONDS", default=60)
+JOBS_ALERT_RULES_SECONDS = env.int("JOBS_ALERT_RULES_SECONDS", default=60)
+JOBS_ALERT_MAIL_SECONDS = env.int("JOBS_ALERT_MAIL_SECONDS", default=60)
+JOBS_RETRAINING_CRONTAB = env.str("JOBS_RETRAINING_CRONTAB", default="0 3 * * 0")
 
 # --- Security (production) -----------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -3,12 +3,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mlops import registry
 from mlops.management.commands.check_alerts import mail_summary
 from mlops.management.commands.train_models import _moment, add_sensor_arguments, chosen_sensors
-from mlops.registry import MLflowUnavailable
-from mlops.scoring import NoChampion
-from mlops.services import WINDOW, alerts_notify, mail_counts_add, readings_score, readings_score_pending
+from mlops.runs import scoring_run
+from mlops.services import WINDOW
 from sensors.choices import SensorType
 
 
@@ -20,11 +18,6 @@ class Command(BaseCommand):
         "to now or --to; run it at any cadence, the anomalies are the same. With --from: the windows overlapping "
         "--from to --to (default now), on request, watermarks untouched."
     )
-
-    def execute(self, *args, **options):
-        # A batch job: MLflow calls may wait and retry longer than in a web request (see settings).
-        with registry.command_timeouts():
-            return super().execute(*args, **options)
 
     def add_arguments(self, parser):
         parser.add_argument("--types", default="", help="Comma-separated sensor types (default: all).")
@@ -56,29 +49,19 @@ class Command(BaseCommand):
             raise CommandError("--from must be earlier than --to.")
         # Active sensors (of the --asset given, or all); sensors named with --sensor whatever their status.
         sensors = chosen_sensors(options["assets"], options["sensors"], active_only=True)
-        failures, mails = 0, []
+        # The same run as the scheduled task's (mlops.tasks.readings_score_pending).
+        report = scoring_run(sensors=sensors, types=types, start=start, end=end, window=options["window"])
         for sensor_type in types:
-            group = [sensor for sensor in sensors if sensor.sensor_type == sensor_type]
-            if not group:
-                continue
-            try:
-                if start is None:
-                    result = readings_score_pending(sensors=group, now=end, window=options["window"])
-                else:
-                    result = readings_score(sensors=group, start=start, end=end, window=options["window"])
-            except NoChampion as exc:
-                self.stdout.write(self.style.WARNING(str(exc)))
-                continue
-            except MLflowUnavailable as exc:
-                failures += 1
-                self.stderr.write(self.style.ERROR(f"{sensor_type}: {exc}"))
-                continue
-            mails.append(result.mail)  # the alerts this run opened, mailed as it committed them
-            self.stdout.write(
-                f"{sensor_type}: {result.windows} windows scored with {result.model_name} v{result.model_version}, "
-                f"{len(result.anomalies)} anomalies."
-            )
-        mails.append(alerts_notify())
-        self.stdout.write(f"Alert {mail_summary(mail_counts_add(*mails))}")
-        if failures:
-            raise CommandError(f"MLflow could not be reached for {failures} sensor type(s); see above.")
+            if sensor_type in report.no_champion:
+                self.stdout.write(self.style.WARNING(report.no_champion[sensor_type]))
+            elif sensor_type in report.unavailable:
+                self.stderr.write(self.style.ERROR(f"{sensor_type}: {report.unavailable[sensor_type]}"))
+            elif sensor_type in report.scored:
+                result = report.scored[sensor_type]
+                self.stdout.write(
+                    f"{sensor_type}: {result.windows} windows scored with {result.model_name} "
+                    f"v{result.model_version}, {len(result.anomalies)} anomalies."
+                )
+        self.stdout.write(f"Alert {mail_summary(report.mail)}")
+        if report.unavailable:
+            raise CommandError(f"MLflow could not be reached for {len(report.unavailable)} sensor type(s); see above.")

@@ -3,9 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from mlops import registry
 from mlops.registry import MLflowUnavailable
-from mlops.services import WINDOW, models_train, models_train_normal
+from mlops.runs import training_run
+from mlops.services import WINDOW
 from sensors.choices import SensorStatus, SensorType
 from sensors.models import Asset, Sensor
 
@@ -66,11 +66,6 @@ class Command(BaseCommand):
         "baseline of normal operation (no labels needed) and register them all as <MLFLOW_MODEL_PREFIX>-normal."
     )
 
-    def execute(self, *args, **options):
-        # A batch job: MLflow calls may wait and retry longer than in a web request (see settings).
-        with registry.command_timeouts():
-            return super().execute(*args, **options)
-
     def add_arguments(self, parser):
         parser.add_argument(
             "--types",
@@ -123,30 +118,24 @@ class Command(BaseCommand):
             baseline = tuple(_moment(value, "--baseline") for value in options["baseline"])
             if baseline[0] >= baseline[1]:
                 raise CommandError("--baseline FROM must be earlier than TO.")
-        if options["detector"] in ("all", "supervised"):
-            self._train_supervised(types, selected, start, end, options)
-        if options["detector"] in ("all", "normal"):
-            self._train_normal(selected, baseline, options)
-
-    def _train_supervised(self, types, selected, start, end, options) -> None:
+        # The same run as the weekly retraining task's (mlops.tasks.models_retrain).
         try:
-            results = models_train(
-                sensor_types=types or None,
+            report = training_run(
+                detector=options["detector"],
+                types=types,
                 sensors=selected,
                 start=start,
                 end=end,
+                baseline=baseline,
                 window=options["window"],
                 promote=options["promote"],
                 seed=options["seed"],
             )
-        except MLflowUnavailable as exc:
+        except (MLflowUnavailable, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        except ValueError as exc:
-            if options["detector"] == "all" and str(exc).startswith("No labelled faults"):
-                self.stdout.write(self.style.WARNING(f"Supervised detectors not trained: {exc}"))
-                return
-            raise CommandError(str(exc)) from exc
-        for result in results:
+        if report.supervised_skipped:
+            self.stdout.write(self.style.WARNING(f"Supervised detectors not trained: {report.supervised_skipped}"))
+        for result in report.supervised:
             scores = result.scores
             delay = scores.delay_median_minutes
             delay = "" if delay is None else f", median delay {delay:.1f} min"
@@ -158,28 +147,14 @@ class Command(BaseCommand):
                 f"({scores.detected}/{scores.faults} faults{delay}, {result.windows} windows, out-of-fold); "
                 f"{result.promotion} -> {'champion' if result.promoted else 'challenger'}"
             )
-
-    def _train_normal(self, selected, baseline, options) -> None:
-        if selected is None:
-            assets = list(Asset.objects.filter(sensors__isnull=False).distinct().order_by("code"))
-        else:
-            assets = list(Asset.objects.filter(pk__in={sensor.asset_id for sensor in selected}).order_by("code"))
-        start, end = baseline or (None, None)
-        try:
-            result = models_train_normal(
-                assets=assets, sensors=selected, start=start, end=end, window=options["window"]
+        if report.normal_skipped:
+            self.stdout.write(self.style.WARNING(f"Normal-behaviour models not trained: {report.normal_skipped}"))
+        if report.normal is not None:
+            result = report.normal
+            windows = sum(item["windows"] for item in result.assets.values())
+            self.stdout.write(
+                f"{result.model_name} v{result.version}: normal behaviour of {len(result.assets)} asset(s) learnt "
+                f"from {windows} baseline windows -> champion"
             )
-        except MLflowUnavailable as exc:
-            raise CommandError(str(exc)) from exc
-        except ValueError as exc:
-            if options["detector"] == "all":  # the supervised detectors trained: say why these were not
-                self.stdout.write(self.style.WARNING(f"Normal-behaviour models not trained: {exc}"))
-                return
-            raise CommandError(str(exc)) from exc
-        windows = sum(item["windows"] for item in result.assets.values())
-        self.stdout.write(
-            f"{result.model_name} v{result.version}: normal behaviour of {len(result.assets)} asset(s) learnt from "
-            f"{windows} baseline windows -> champion"
-        )
-        for code, why in result.skipped.items():
-            self.stdout.write(self.style.WARNING(f"{code}: no normal model ({why})."))
+            for code, why in result.skipped.items():
+                self.stdout.write(self.style.WARNING(f"{code}: no normal model ({why})."))
