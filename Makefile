@@ -36,12 +36,16 @@ quickstart: $(VENV)/.runtime
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py seed_data --if-empty
 
+# The web server, a Celery worker (every queue) and beat, started together and stopped together (Ctrl-C), on the
+# embedded defaults: the broker is files under var/celery (no server to install; see settings.py).
+RUN_ADDRESS ?= 127.0.0.1:8000
+
 run: export DJANGO_DEBUG = true
 run: quickstart
 	@echo
-	@echo "  Smart Maintenance admin: http://127.0.0.1:8000/admin/"
+	@echo "  Smart Maintenance admin: http://$(RUN_ADDRESS)/admin/ (scoring, alerts and mail run in the background)"
 	@echo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py run_all $(RUN_ADDRESS)
 
 services:
 	.ci/services

@@ -9,9 +9,11 @@ and beat follows it without a restart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connections
+from django.db.models import Max
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,22 @@ def jobs_install_defaults(*, using: str = "default") -> list[str]:
 def install_on_migrate(sender, using: str = "default", **kwargs) -> None:
     """post_migrate receiver (registered by smartmaint): migrate, and so `make run`, installs the default jobs."""
     jobs_install_defaults(using=using)
+
+
+# --- Is the background side running? (manage.py doctor, the containers' health checks) ----------------------------
+
+
+def workers_answering(*, timeout: float, destination: list[str] | None = None) -> list[str]:
+    """The names of the workers (``celery@host``) that answer a ping within ``timeout`` seconds, of ``destination``
+    or of all."""
+    from smartmaint.celery import app
+
+    replies = app.control.ping(destination=destination, timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+def beat_last_sent() -> datetime | None:
+    """When beat last sent an enabled job, as it records it (django-celery-beat saves it every 3 minutes)."""
+    from django_celery_beat.models import PeriodicTask
+
+    return PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]

@@ -469,6 +469,11 @@ JOBS_SCORING_SECONDS = env.int("JOBS_SCORING_SECONDS", default=60)
 JOBS_ALERT_RULES_SECONDS = env.int("JOBS_ALERT_RULES_SECONDS", default=60)
 JOBS_ALERT_MAIL_SECONDS = env.int("JOBS_ALERT_MAIL_SECONDS", default=60)
 JOBS_RETRAINING_CRONTAB = env.str("JOBS_RETRAINING_CRONTAB", default="0 3 * * 0")
+# Health of the background side (manage.py doctor, the worker and beat containers' health checks): seconds to wait
+# for workers to answer a ping; beat counts as stopped when no job was sent for BEAT_STALE_SECONDS (beat records
+# the jobs' last runs every 3 minutes, so keep it above that and above the shortest job's period).
+WORKER_PING_TIMEOUT = env.float("WORKER_PING_TIMEOUT", default=5.0)
+BEAT_STALE_SECONDS = env.int("BEAT_STALE_SECONDS", default=600)
 
 # --- Security (production) -----------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

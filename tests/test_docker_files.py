@@ -682,3 +682,40 @@ def test_gunicorn_without_the_image_config_also_stops_on_a_configuration_error(t
     assert returncode != 0, output
     assert "Configuration error: DJANGO_SECRET_KEY must be set" in output, output
     assert output.count("Booting worker") == 1, output
+
+
+# --- background work: worker and beat --------------------------------------------------------------
+
+
+def test_compose_runs_worker_and_beat_from_the_web_image_after_migrate():
+    services = compose()["services"]
+    for name, program in (("worker", "worker"), ("beat", "beat")):
+        service = services[name]
+        assert (service["build"], service["image"]) == (services["web"]["build"], services["web"]["image"]), name
+        assert service["command"][:3] == ["celery", "--app=smartmaint", program], name
+        assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert service["depends_on"]["redis"]["required"] is False, f"{name} must start with a cloud Redis"
+        # The app's environment (database, broker, MLflow, S3), as web has it.
+        for variable in ("DATABASE_URL", "CELERY_BROKER_URL", "MLFLOW_TRACKING_URI", "AWS_S3_ENDPOINT_URL"):
+            assert service["environment"][variable] == services["web"]["environment"][variable], (name, variable)
+        test = service["healthcheck"]["test"]
+        script = test[test.index("python") + 1]
+        assert (ROOT / script.removeprefix("/app/")).is_file(), f"{name}: {script} missing"
+        assert not dockerignore_excludes(ROOT, script.removeprefix("/app/")), f"{name}: {script} left out of the image"
+        assert test[-1] == program
+
+
+def test_compose_worker_serves_every_routed_queue_and_the_broker_defaults_to_redis():
+    from django.conf import settings
+
+    command = compose()["services"]["worker"]["command"]
+    [queues] = [part for part in command if part.startswith("--queues=")]
+    served = set(re.fullmatch(r"--queues=\$\{WORKER_QUEUES:-([a-z,]+)\}", queues).group(1).split(","))
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} == served
+    broker = compose()["services"]["web"]["environment"]["CELERY_BROKER_URL"]
+    # .env's broker, else .env's Redis (cloud), else the local Redis's database 1 (the cache has database 0).
+    assert broker == "${CELERY_BROKER_URL:-${REDIS_URL:-redis://redis:6379/1}}"
+    # Exactly one beat: two would send every job twice.
+    beat = compose()["services"]["beat"]
+    assert "deploy" not in beat or beat["deploy"].get("replicas", 1) == 1
