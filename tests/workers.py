@@ -1,0 +1,92 @@
+"""Real Celery worker processes for the task tests: ``celery -A smartmaint worker`` on the suite's broker (Redis)
+and test database, started and stopped by a test. Nothing of Celery is mocked or run eagerly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+from smartmaint.celery import app
+from tests.conftest import ROOT, server_url
+
+QUEUES = ("default", "scoring", "mail", "training")
+# Generous, and from the environment: a worker loads Django and the ML libraries, slow on a loaded machine.
+WORKER_START_TIMEOUT = float(os.environ.get("WORKER_START_TIMEOUT", "180"))
+TASK_TIMEOUT = float(os.environ.get("TASK_TIMEOUT", "300"))
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """This process's environment pointed at the test database and the suite's broker, plus ``extra``."""
+    leaked = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # exported by the mlflow library into this process
+    env = {key: value for key, value in os.environ.items() if key not in leaked}
+    env.update(
+        {
+            "DJANGO_DEBUG": "true",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "DATABASE_URL": server_url(settings.DATABASES["default"]["NAME"]),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        }
+    )
+    return env | extra
+
+
+def purge_queues() -> None:
+    """Empty the suite's queues, so that no task left by an earlier test (or run) reaches these workers."""
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+
+
+@contextmanager
+def celery_worker(queues: str, *, env: dict[str, str], log_dir: Path, concurrency: int = 1):
+    """A worker process serving ``queues``; yields its node name once it answers a ping."""
+    name = f"{queues.replace(',', '-')}-{uuid.uuid4().hex[:8]}@smartmaint-test"
+    log = log_dir / f"{name}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "smartmaint",
+        "worker",
+        "--queues",
+        queues,
+        "--hostname",
+        name,
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while not app.control.ping(destination=[name], timeout=1.0):
+            assert process.poll() is None, f"worker exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"worker not ready in {WORKER_START_TIMEOUT} s: {log.read_text()}"
+        yield name
+    finally:
+        process.send_signal(signal.SIGTERM)  # warm shutdown: the running task finishes
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def worker_log(log_dir: Path, name: str) -> str:
+    return (log_dir / f"{name}.log").read_text()
