@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from mlops import registry
 from mlops.registry import MLflowUnavailable
-from mlops.scoring import NoChampion
+from mlops.scoring import NoChampion, one_run
 from mlops.services import (
     WINDOW,
     ScoreResult,
@@ -68,8 +68,9 @@ def scoring_run(
     if sensors is None:
         sensors = list(Sensor.objects.filter(status=SensorStatus.ACTIVE).order_by("pk"))
     report, mails = ScoringReport(), []
-    # A batch job: MLflow calls may wait and retry longer than in a web request (see settings).
-    with registry.command_timeouts():
+    # A batch job: MLflow calls may wait and retry longer than in a web request (see settings). One run: each
+    # asset is scored by the normal model once, not once per type of sensor on it.
+    with registry.command_timeouts(), one_run():
         for sensor_type in types or SensorType.values:
             group = [sensor for sensor in sensors if sensor.sensor_type == sensor_type]
             if not group:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import threading
@@ -319,18 +321,20 @@ def score_windows(
         begin = _us(starts[item.sensor_pk]) + span * (HISTORY_WINDOWS + 1)
         first = first_slot.get(item.sensor_pk, int(slot_of(np.array([begin]), span)[0]))
         ready_until[item.sensor_pk] = _ready_until(item.times, span, first, until_us, late_us, window)
-    # The peers of each sensor scored among the series read (those without readings in the look-back cannot matter).
-    of_type: dict[str, list[int]] = {}
-    of_group: dict[tuple[str, str | None], list[int]] = {}
+    # The peers of each sensor scored among the series read (those without readings in the look-back cannot
+    # matter): per peer scope (a peer group, or every sensor of a type) and sampling span, the two earliest
+    # ready_until, so that each sensor finds its peers' earliest without its own in a few array operations.
+    scopes: dict[tuple, dict[np.timedelta64, list[tuple[np.datetime64, int]]]] = {}
     for item in series:
-        of_type.setdefault(item.sensor_type, []).append(item.sensor_pk)
-        of_group.setdefault((item.sensor_type, item.peer_group), []).append(item.sensor_pk)
-    peers = {
-        item.sensor_pk: of_type[item.sensor_type]
-        if item.peer_group is None
-        else of_group[(item.sensor_type, item.peer_group)]
+        moment = (ready_until[item.sensor_pk], item.sensor_pk)
+        for scope in ((item.sensor_type,), (item.sensor_type, item.peer_group)):
+            scopes.setdefault(scope, {}).setdefault(spans_all[item.sensor_pk], []).append(moment)
+    earliest = {
+        scope: {span: sorted(moments)[:2] for span, moments in by_span.items()} for scope, by_span in scopes.items()
+    }
+    scope_of = {
+        item.sensor_pk: (item.sensor_type,) if item.peer_group is None else (item.sensor_type, item.peer_group)
         for item in series
-        if item.sensor_pk in first_slot
     }
     scored_until: dict[int, datetime] = {}
     bounds: dict[int, tuple[int, int]] = {}
@@ -346,11 +350,11 @@ def score_windows(
         # The peers at the window's time must be ready too (their readings, through the same gateway as a rule,
         # may come late alike): all their windows up to this one's end, or this one ended more than ``grace`` ago
         # (a dead peer must not stop the scoring of the others).
-        for pk in peers[sensor.pk]:
-            if pk != sensor.pk:
-                peer_span = spans_all[pk]
-                matched = EPOCH + peer_span * slot_of(ends, peer_span)  # the peer's window boundary by this end
-                ready &= (matched <= ready_until[pk]) | (ends <= late_us)
+        for peer_span, firsts in earliest[scope_of[sensor.pk]].items():
+            others = [moment for moment, pk in firsts if pk != sensor.pk][:1]
+            if others:
+                matched = EPOCH + peer_span * slot_of(ends, peer_span)  # the peers' window boundary by this end
+                ready &= (matched <= others[0]) | (ends <= late_us)
         waiting = np.flatnonzero(~ready)
         stop = first + (int(waiting[0]) if len(waiting) else len(ends))
         if stop > first:
@@ -398,6 +402,25 @@ class NormalVerdict:
     kind: str
 
 
+# Within one_run: the normal model's frame and scores of each asset scored so far in the run, by the asset, the
+# model version and the range read.
+_run_scores: contextvars.ContextVar[dict | None] = contextvars.ContextVar("scoring_run_scores", default=None)
+
+
+@contextlib.contextmanager
+def one_run():
+    """One scoring run over several sensor types: each asset's frame is read and scored by the normal model once.
+
+    The run scores type by type (each type has its supervised champion), and an asset carries sensors of several
+    types: without this, each asset was read and scored once per type on it (four times on the seeded fleet).
+    """
+    token = _run_scores.set({})
+    try:
+        yield
+    finally:
+        _run_scores.reset(token)
+
+
 def normal_verdicts(
     *, normal: CachedModel, sensors: list[Sensor], windows: list[ScoredWindow], window: int, until: datetime
 ) -> dict[tuple[int, datetime], NormalVerdict]:
@@ -415,30 +438,52 @@ def normal_verdicts(
     for item in windows:
         assets.setdefault(by_pk[item.sensor_pk].asset_id, []).append(item)
     verdicts = {}
+    # Every asset's sensors and readings read at once (three queries for the run, not three per asset).
+    asset_rows = Asset.objects.in_bulk(list(assets))
+    on_assets: dict[int, dict[str, Sensor]] = {}
+    for sensor in Sensor.objects.filter(asset_id__in=list(assets)):
+        on_assets.setdefault(sensor.asset_id, {})[sensor.sensor_id] = sensor
+    # An asset's frame scored once per scoring run (see one_run), not once per sensor type on it.
+    scored = _run_scores.get()
+    plans, present, starts = [], [], {}
     for asset_pk, mine in assets.items():
-        asset = by_pk[mine[0].sensor_pk].asset
+        asset = asset_rows[asset_pk]
         entry = fleet["assets"].get(asset.code)
         if entry is None:
             continue
-        model = AssetModel(entry["model"])
-        on_asset = Sensor.objects.filter(asset_id=asset_pk, sensor_id__in=model.params["sensors"])
-        members = {sensor.sensor_id: sensor for sensor in on_asset}
-        ordered = [members.get(sensor_id) for sensor_id in model.params["sensors"]]
         longest = max(span_of(interval, window) for interval in entry["intervals"])
-        first = _us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1)
-        present = [sensor for sensor in ordered if sensor is not None]
-        series = {item.sensor_pk: item for item in sensor_series(sensors=present, start=_aware(first), end=until)}
-        frame_series, frame_ids = [], []
-        for sensor_id, sensor, interval in zip(model.params["sensors"], ordered, entry["intervals"], strict=True):
-            item = series.get(sensor.pk) if sensor is not None else None
-            if item is None:  # no readings (or no longer on the asset): an empty column, NaN in the frame
-                item = Series(0, "", interval, None, None, np.zeros(0, "datetime64[us]"), np.zeros(0), np.zeros(0))
-            frame_series.append(item)
-            frame_ids.append(sensor_id)
-        frame = asset_frame(frame_series, frame_ids, window=window)
-        if not len(frame):
+        first = _aware(_us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1))
+        key = (normal.name, normal.version, asset.code, first, until, window)
+        if scored is None or key not in scored:
+            members = on_assets.get(asset_pk, {})
+            ordered = [members.get(sensor_id) for sensor_id in entry["model"]["sensors"]]
+            for sensor in ordered:
+                if sensor is not None:
+                    present.append(sensor)
+                    starts[sensor.pk] = first
+        else:
+            ordered = None
+        plans.append((asset, mine, entry, ordered, key))
+    read = sensor_series(sensors=present, start=None, end=until, starts=starts) if present else []
+    series = {item.sensor_pk: item for item in read}
+    for asset, mine, entry, ordered, key in plans:
+        if ordered is None:
+            model, frame, scores = scored[key]
+        else:
+            model = AssetModel(entry["model"])
+            frame_series, frame_ids = [], []
+            for sensor_id, sensor, interval in zip(model.params["sensors"], ordered, entry["intervals"], strict=True):
+                item = series.get(sensor.pk) if sensor is not None else None
+                if item is None:  # no readings (or no longer on the asset): an empty column, NaN in the frame
+                    item = Series(0, "", interval, None, None, np.zeros(0, "datetime64[us]"), np.zeros(0), np.zeros(0))
+                frame_series.append(item)
+                frame_ids.append(sensor_id)
+            frame = asset_frame(frame_series, frame_ids, window=window)
+            scores = model.score(frame) if len(frame) else None
+            if scored is not None:
+                scored[key] = (model, frame, scores)
+        if scores is None:
             continue
-        scores = model.score(frame)
         factor = max(asset.threshold_factor, 0.1)
         for item in mine:
             sensor = by_pk[item.sensor_pk]

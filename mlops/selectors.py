@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
+from django.db import connections
 from django.db.models import Count, Q, QuerySet
 
 from mlops.choices import AlertStatus
@@ -89,13 +90,7 @@ def sensor_series(
     if end is not None:
         readings = readings.filter(time__lt=end)
     groups = sensor_peer_groups(sensors)
-    rows = readings.order_by("sensor_id", "time").values_list("sensor_id", "time", "value", "quality")
-    columns: dict[int, tuple[list, list, list]] = {sensor.pk: ([], [], []) for sensor in sensors}
-    for sensor_pk, time, value, quality in rows.iterator(chunk_size=20_000):
-        times, values, qualities = columns[sensor_pk]
-        times.append(time.replace(tzinfo=None))
-        values.append(value)
-        qualities.append(quality)
+    columns = _readings_columns(readings.values_list("sensor_id", "time", "value", "quality"))
     return [
         Series(
             sensor_pk=sensor.pk,
@@ -103,15 +98,67 @@ def sensor_series(
             interval=sensor.sampling_interval,
             normal_min=sensor.normal_min,
             normal_max=sensor.normal_max,
-            times=np.array(columns[sensor.pk][0], dtype="datetime64[us]"),
-            values=np.array(columns[sensor.pk][1], dtype=np.float64),
-            quality=np.array(columns[sensor.pk][2], dtype=np.float64),
+            times=columns[sensor.pk][0],
+            values=columns[sensor.pk][1],
+            quality=columns[sensor.pk][2],
             asset_pk=sensor.asset_id,
             peer_group=groups[sensor.pk],
         )
         for sensor in sensors
-        if columns[sensor.pk][0]
+        if sensor.pk in columns
     ]
+
+
+_PG_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")
+# One reading as the server sends it below: timestamptz_send (microseconds from 2000-01-01), then float8send twice.
+_PG_READING = np.dtype([("time", ">i8"), ("value", ">f8"), ("quality", ">f8")])
+
+
+def _readings_columns(rows: QuerySet) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per sensor pk: its times (datetime64[us], UTC), values and qualities in time order, from ``rows`` (a
+    values_list of sensor_id, time, value, quality).
+
+    On PostgreSQL each sensor's readings come as one byte string, their binary send formats concatenated by the
+    server, read straight into numpy: a Python datetime per reading took most of a scoring run (975,000
+    readings: 8 s of 14), and even a binary COPY took 2.3 s (libpq hands it over row by row). Elsewhere, row by row.
+    """
+    connection = connections[rows.db]
+    if connection.vendor == "postgresql":
+        # In time order from the subquery, as PostgreSQL aggregates sorted input; checked below all the same.
+        query = connection.ops.compose_sql(*rows.order_by("sensor_id", "time").query.sql_with_params())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT sensor_id, string_agg(timestamptz_send(time) || float8send(value) || float8send(quality), "
+                f"''::bytea) FROM ({query}) AS r GROUP BY sensor_id"
+            )
+            found = cursor.fetchall()
+        columns = {}
+        for pk, blob in found:
+            table = np.frombuffer(blob, dtype=_PG_READING)
+            times = table["time"].astype(np.int64)
+            if len(times) > 1 and (np.diff(times) < 0).any():
+                table = table[np.argsort(times, kind="stable")]
+                times = table["time"].astype(np.int64)
+            columns[pk] = (
+                _PG_EPOCH + times.astype("timedelta64[us]"),
+                table["value"].astype(np.float64),
+                table["quality"].astype(np.float64),
+            )
+        return columns
+    lists: dict[int, tuple[list, list, list]] = {}
+    for sensor_pk, time, value, quality in rows.order_by("sensor_id", "time").iterator(chunk_size=20_000):
+        times, values, qualities = lists.setdefault(sensor_pk, ([], [], []))
+        times.append(time.astimezone(UTC).replace(tzinfo=None))
+        values.append(value)
+        qualities.append(quality)
+    return {
+        pk: (
+            np.array(times, dtype="datetime64[us]"),
+            np.array(values, dtype=np.float64),
+            np.array(qualities, dtype=np.float64),
+        )
+        for pk, (times, values, qualities) in lists.items()
+    }
 
 
 def fault_labels(*, sensor_pks: list[int], start: datetime | None, end: datetime | None) -> list[FaultLabel]:
