@@ -1327,9 +1327,9 @@ def readings_holdout_append(
     """Append ``readings`` readings to ``sensor`` after its latest one, with ``shape`` from reading ``lead`` on.
 
     The readings continue the sensor's normal behaviour: each is the reading of one ``period`` earlier (else
-    two, ... up to ``periods``) that no fault label covers and the gateway did not flag (see
-    ``readings.holdout``); ``shape`` (a ``HoldoutShape``, None for none) is laid on them from the ``lead``-th
-    on. They go through ``readings_insert``, and the period is recorded in the sensor's metadata under
+    two, ... up to ``periods``) that no fault label or shape appended earlier covers and the gateway did not
+    flag (see ``readings.holdout``); ``shape`` (a ``HoldoutShape``, None for none) is laid on them from the
+    ``lead``-th on. They go through ``readings_insert``, and the period is recorded in the sensor's metadata under
     HOLDOUT_MARK, never as a fault label. Readings later than now plus INGEST_MAX_FUTURE_SKEW are refused, as
     ingest refuses them: they would take the place of the sensor's real readings when these arrive.
     Raises ValueError when the sensor has no readings, too few recent normal ones, or no room for the shape.
@@ -1358,7 +1358,14 @@ def readings_holdout_append(
     recent_times = np.array([_us(moment) for moment, _, _ in rows], dtype="datetime64[us]")
     recent_values = np.array([value for _, value, _ in rows], dtype=np.float64)
     usable = np.array([quality >= 1.0 for _, _, quality in rows], dtype=bool)
-    for start, stop in FaultLabel.objects.using(using).filter(sensor=sensor, end__gt=since).values_list("start", "end"):
+    faulty = list(FaultLabel.objects.using(using).filter(sensor=sensor, end__gt=since).values_list("start", "end"))
+    # Shapes appended earlier are not normal behaviour either.
+    faulty += [
+        (datetime.fromisoformat(record["onset"]), datetime.fromisoformat(record["end"]))
+        for record in sensor.metadata.get(HOLDOUT_MARK, [])
+        if record.get("onset")
+    ]
+    for start, stop in faulty:
         usable &= (recent_times < _us(start)) | (recent_times > _us(stop))
     if usable.sum() < 2:
         raise ValueError(f"Sensor {sensor.sensor_id} has too few recent normal readings to continue.")

@@ -239,6 +239,20 @@ def test_the_service_appends_a_shape_after_the_latest_reading_without_labelling_
     clean = readings_holdout_append(sensor=Sensor.objects.get(sensor_id="sensor-004"), shape=None, readings=60, lead=0)
     assert clean.stored == 60 and clean.onset is None
 
+    # A day later, the flatline's time of day is replayed from two days back: an appended shape is not normal.
+    sensor.refresh_from_db()
+    readings_holdout_append(sensor=sensor, shape=None, readings=1440, lead=0)
+    day = timedelta(days=1)
+    replayed = Reading.objects.filter(sensor=sensor, time__gte=appended.onset + day, time__lte=appended.end + day)
+    values = dict(replayed.values_list("time", "value"))
+    assert len(values) == 180 and len(set(values.values())) > 20
+    two_days = dict(
+        Reading.objects.filter(sensor=sensor, time__gte=appended.onset - day, time__lte=appended.end - day).values_list(
+            "time", "value"
+        )
+    )
+    assert all(value == two_days[moment - 2 * day] for moment, value in values.items() if moment - 2 * day in two_days)
+
 
 @pytest.mark.django_db
 def test_the_service_refuses_readings_in_the_future_and_sensors_without_history():
