@@ -47,3 +47,7 @@ class SmartmaintConfig(AppConfig):
         doctor.register(doctor_checks.check_cache, name="redis", order=50)
         doctor.register(doctor_checks.check_s3, name="s3", order=60)
         doctor.register(doctor_checks.check_smtp, name="smtp", order=90)
+        # The background side: a worker answers (and serves every queue), beat sends the jobs, none failing.
+        doctor.register(doctor_checks.check_workers, name="workers", order=95, unavailable="no worker answers")
+        doctor.register(doctor_checks.check_beat, name="beat", order=96, requires=["database", "migrations"])
+        doctor.register(doctor_checks.check_jobs, name="jobs", order=97, requires=["database", "migrations"])

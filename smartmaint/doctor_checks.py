@@ -1,4 +1,5 @@
-"""smartmaint's own doctor checks: the database, the migrations table, the cache, S3 and SMTP.
+"""smartmaint's own doctor checks: the database, the migrations table, the cache, S3, SMTP, and the background side
+(Celery workers, beat, the periodic jobs).
 
 Registered in ``SmartmaintConfig.ready()``; see ``smartmaint.doctor`` for the registry.
 """
@@ -409,3 +410,121 @@ def check_smtp(connection: BaseDatabaseWrapper, timeout: float) -> Result:
             "Fix EMAIL_SMTP_HOST, or this host's DNS resolver.",
         )
     return Result("smtp", OK, f"{host} resolves to {listed(addresses)} (port {port}, {security})")
+
+
+# --- Background work: workers, beat and the periodic jobs ------------------------------------------------------
+
+START_WORKER = (
+    "Start a worker: `celery -A smartmaint worker --queues default,scoring,mail,training` (`make run` starts one; "
+    "compose: `docker compose up -d worker`), on the broker in CELERY_BROKER_URL."
+)
+
+
+def _worker_queues(timeout: float) -> dict[str, list[str]]:
+    from smartmaint.celery import app
+
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    return {worker: sorted(queue["name"] for queue in queues) for worker, queues in replies.items()}
+
+
+def check_workers(connection: BaseDatabaseWrapper, timeout: float) -> Result:
+    """Workers answer a broadcast within WORKER_PING_TIMEOUT, and every queue tasks are routed to has one."""
+    broker = redact(settings.CELERY_BROKER_URL)
+    wait = min(timeout, settings.WORKER_PING_TIMEOUT)
+    try:
+        # Bounded whatever the broker does (kombu retries a connection that fails).
+        workers = within(wait + 5, _worker_queues, wait)
+    except Exception as exc:
+        remedy = "Start the broker or fix CELERY_BROKER_URL."
+        return Result("workers", FAIL, f"broker {broker}: {first_line(exc)}", remedy)
+    if not workers:
+        return Result("workers", FAIL, f"no worker answered within {wait:g} s (broker {broker})", START_WORKER)
+    served = {queue for queues in workers.values() for queue in queues}
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {settings.CELERY_TASK_DEFAULT_QUEUE}
+    detail = "; ".join(f"{worker}: {', '.join(queues)}" for worker, queues in sorted(workers.items()))
+    if missing := sorted(routed - served):
+        return Result(
+            "workers",
+            FAIL,
+            f"no worker serves queue(s) {', '.join(missing)} ({detail})",
+            f"Start a worker with `--queues {','.join(missing)}`, or add them to a worker's --queues "
+            "(WORKER_QUEUES in compose): their tasks wait until one does.",
+        )
+    return Result("workers", OK, f"{len(workers)} answering: {detail}")
+
+
+def check_beat(connection: BaseDatabaseWrapper, timeout: float) -> Result:
+    """Beat sent a periodic job within BEAT_STALE_SECONDS (it records the jobs' last runs every 3 minutes)."""
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    from smartmaint.jobs import beat_last_sent
+
+    if PeriodicTask._meta.db_table not in connection.introspection.table_names():
+        return Result("beat", SKIP, "the periodic jobs' table is not migrated yet (manage.py migrate creates it)")
+    if not PeriodicTask.objects.using(connection.alias).filter(enabled=True).exists():
+        return Result(
+            "beat",
+            FAIL,
+            "no periodic job is enabled: nothing runs by itself",
+            "Run `manage.py migrate` (it creates the default jobs), or enable them in the admin (Periodic tasks).",
+        )
+    last = beat_last_sent()
+    stale = settings.BEAT_STALE_SECONDS
+    if last is None or (timezone.now() - last).total_seconds() > stale:
+        since = "it has sent none yet" if last is None else f"the last at {last:%Y-%m-%d %H:%M:%S %Z}"
+        return Result(
+            "beat",
+            FAIL,
+            f"no job sent within {stale} s ({since})",
+            "Start exactly one beat: `celery -A smartmaint beat` (`make run` and compose's beat service do); "
+            "a beat that just started records its first runs within 3 minutes.",
+        )
+    return Result("beat", OK, f"last job sent {(timezone.now() - last).total_seconds():.0f} s ago")
+
+
+def check_jobs(connection: BaseDatabaseWrapper, timeout: float) -> list[Result]:
+    """Each enabled periodic job: its last run failed, or an interval job finished no run for three periods."""
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    if settings.CELERY_RESULT_BACKEND != "django-db":
+        return [Result("jobs", SKIP, "task results are not kept in the database (CELERY_RESULT_BACKEND)")]
+    from django_celery_results.models import TaskResult
+
+    tables = connection.introspection.table_names()
+    if PeriodicTask._meta.db_table not in tables or TaskResult._meta.db_table not in tables:
+        return [Result("jobs", SKIP, "the jobs' tables are not migrated yet (manage.py migrate creates them)")]
+    now, problems, checked = timezone.now(), [], 0
+    for job in PeriodicTask.objects.using(connection.alias).filter(enabled=True).select_related("interval"):
+        if job.task.startswith("celery."):
+            continue  # Celery's own housekeeping (result cleanup)
+        checked += 1
+        last = (
+            TaskResult.objects.using(connection.alias)
+            .filter(periodic_task_name=job.name, status__in=["SUCCESS", "FAILURE"])
+            .order_by("-date_done")
+            .first()
+        )
+        if last is not None and last.status == "FAILURE":
+            error = (last.result or "").strip().splitlines()[-1:] or [""]
+            problems.append(f"{job.name}: last run failed at {last.date_done:%Y-%m-%d %H:%M} ({error[0][:200]})")
+        elif job.interval is not None and job.last_run_at is not None:
+            period = job.interval.schedule.run_every.total_seconds()
+            finished = last.date_done if last is not None else None
+            if (finished is None or (now - finished).total_seconds() > 3 * period) and (
+                now - job.date_changed
+            ).total_seconds() > 3 * period:
+                since = "never" if finished is None else f"not since {finished:%Y-%m-%d %H:%M}"
+                problems.append(f"{job.name}: no run finished for 3 periods of {period:.0f} s ({since})")
+    if problems:
+        return [
+            Result(
+                "jobs",
+                FAIL,
+                "; ".join(problems),
+                "See the error in the admin (Task results, by periodic task); a job that does not run at all needs "
+                "a worker on its queue and a beat (the workers and beat lines).",
+            )
+        ]
+    return [Result("jobs", OK, f"{checked} enabled job(s); none failing or late")]

@@ -90,3 +90,38 @@ def celery_worker(queues: str, *, env: dict[str, str], log_dir: Path, concurrenc
 
 def worker_log(log_dir: Path, name: str) -> str:
     return (log_dir / f"{name}.log").read_text()
+
+
+def beat_sends_due_jobs(log_dir: Path, *, env: dict[str, str]) -> str:
+    """Run a real beat until it sends the periodic jobs (made due by dating their last run an hour back; a job that
+    never ran waits one period), then stop it, which records their last runs; returns its log."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(enabled=True).update(last_run_at=timezone.now() - timedelta(hours=1))
+    log = log_dir / "beat.log"
+    with log.open("w") as output:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "smartmaint", "beat", "--loglevel", "INFO", "--pidfile="],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while "Sending due task" not in log.read_text():
+            assert beat.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+    finally:
+        beat.send_signal(signal.SIGTERM)  # beat records the jobs' last runs as it stops
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            beat.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(beat.pid, signal.SIGKILL)
+        beat.wait()
+    return log.read_text()

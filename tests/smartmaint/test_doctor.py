@@ -14,6 +14,7 @@ from smartmaint.environment import cache_config
 from tests.conftest import run_manage, server_dsn, server_url
 from tests.mlflow_services import BUCKET
 from tests.services import S3_ENV, free_port
+from tests.workers import QUEUES, beat_sends_due_jobs, celery_worker, purge_queues, worker_env
 
 
 def doctor(*args: str) -> tuple[dict[str, dict], int]:
@@ -46,13 +47,17 @@ def s3_settings(settings, s3_endpoint, monkeypatch):
     return settings
 
 
-@pytest.mark.django_db
-def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_settings, s3_settings):
+# Committed data: the worker and beat (processes of their own) read and write the same tables.
+@pytest.mark.django_db(transaction=True)
+def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_settings, s3_settings, tmp_path):
     call_command("seed_data", "--sensors", "4", "--readings", "2000", "--end", "2026-03-01T00:00:00Z", "--quiet")
     call_command("train_models", "--promote", stdout=StringIO())
     mlflow_settings.EMAIL_HOST = "localhost"
 
-    results, code = doctor()
+    purge_queues()
+    with celery_worker(",".join(QUEUES), env=worker_env(), log_dir=tmp_path):
+        beat_sends_due_jobs(tmp_path, env=worker_env())
+        results, code = doctor()
 
     assert code == 0, results
     assert statuses(results) == {
@@ -71,6 +76,9 @@ def test_every_check_passes_on_postgres_redis_s3_mlflow_with_champions(mlflow_se
         "mlflow": "OK",
         "champion_models": "OK",
         "smtp": "OK",
+        "workers": "OK",
+        "beat": "OK",
+        "jobs": "OK",
     }
     assert results["database"]["detail"].startswith("PostgreSQL ")
     assert " ms" in results["database"]["detail"]

@@ -20,10 +20,13 @@ def test_each_app_registers_the_checks_of_what_it_owns_in_report_order():
         "mlflow",
         "champion_models",
         "smtp",
+        "workers",
+        "beat",
+        "jobs",
     ]
     assert owners["timescaledb"] == owners["reading_times"] == "readings.doctor"
     assert owners["mlflow"] == owners["champion_models"] == "mlops.doctor"
-    for name in ("database", "migrations", "redis", "s3", "smtp"):
+    for name in ("database", "migrations", "redis", "s3", "smtp", "workers", "beat", "jobs"):
         assert owners[name] == "smartmaint.doctor_checks", name
 
 
