@@ -10,7 +10,9 @@ in a temporary directory:
    len(shapes) x --repeats get one holdout shape each, on one sensor (the sensor rotates with the shape, so
    the shapes meet several sensor types), the next --clean-assets none. Every sensor of those assets gets
    --hours of readings after END through `readings_holdout_append` (its normal behaviour replayed from the
-   same time of day on recent days, the shape laid on it from its onset, staggered over the day).
+   same time of day on recent days, the shape laid on it from its onset, staggered over the day). The rest of
+   the fleet gets its normal behaviour too, not measured: it is the measured sensors' peers, which must not
+   fall silent.
 4. `score_readings --from END --to END+hours`.
 5. Per shape, for the product's anomalies, for those that reach the alert threshold, and for each detector
    alone (its own score in the anomaly's explanation: the normal model, and the supervised random forest as
@@ -68,6 +70,7 @@ class Planned:
     sensor: object  # sensors.models.Sensor
     shape: str | None
     lead: int  # readings before the onset
+    measured: bool = True  # False: the rest of the fleet, kept reporting (peers), not counted
 
 
 def plan_sensors(*, shapes: list[str], repeats: int, clean_assets: int) -> list[Planned]:
@@ -84,6 +87,9 @@ def plan_sensors(*, shapes: list[str], repeats: int, clean_assets: int) -> list[
     if len(assets) < wanted:
         raise SystemExit(f"{wanted} assets without degradation needed, {len(assets)} seeded: seed more sensors.")
     plan = []
+    measured = {asset.pk for asset in assets[:wanted]}
+    for sensor in Sensor.objects.exclude(asset__in=measured).order_by("sensor_id"):
+        plan.append(Planned(sensor, None, 0, measured=False))
     for number, asset in enumerate(assets[:wanted]):
         sensors = list(Sensor.objects.filter(asset=asset).order_by("sensor_id"))
         shape = shapes[number % len(shapes)] if number < len(shapes) * repeats else None
@@ -97,17 +103,29 @@ def plan_sensors(*, shapes: list[str], repeats: int, clean_assets: int) -> list[
 
 
 def append_holdout(plan: list[Planned], *, hours: float, seed: int = 0) -> list:
-    """Append ``hours`` of readings to every planned sensor through the product's service; the HoldoutAppends."""
+    """Append ``hours`` of readings to every planned sensor through the product's service; the HoldoutAppends of
+    the measured ones.
+
+    The rest of the fleet keeps reporting too: silent peers would make the measured sensors' windows look odd
+    (a sensor's level against its peers' at a shift change). A sensor of the rest without normal readings to
+    continue (a degradation labelled over its whole recent week) stays silent.
+    """
     from readings.services import readings_holdout_append
 
     appended = []
     for item in plan:
         readings = int(hours * 3600 // item.sensor.sampling_interval)
-        appended.append(
-            readings_holdout_append(
+        try:
+            done = readings_holdout_append(
                 sensor=item.sensor, shape=item.shape, readings=readings, lead=item.lead, seed=seed, now=None
             )
-        )
+        except ValueError as exc:
+            if item.measured:
+                raise
+            print(f"{item.sensor.sensor_id} (not measured) left silent: {exc}")
+            continue
+        if item.measured:
+            appended.append(done)
     return appended
 
 
@@ -425,16 +443,19 @@ def main() -> int:
         from readings.services import HOLDOUT_MARK
         from sensors.models import Sensor
 
+        plan = plan_sensors(shapes=list(HoldoutShape.values), repeats=args.repeats, clean_assets=args.clean_assets)
         if args.reuse:
-            chosen = list(Sensor.objects.filter(metadata__has_key=HOLDOUT_MARK).select_related("asset"))
+            measured = [item.sensor.pk for item in plan if item.measured]
+            chosen = list(
+                Sensor.objects.filter(pk__in=measured, metadata__has_key=HOLDOUT_MARK).select_related("asset")
+            )
             appended = appended_from_metadata(chosen)
             for model in (Alert, Anomaly, ScoringWatermark):
                 model.objects.filter(sensor__in=chosen).delete()
             ScoringRun.objects.all().delete()
         else:
-            plan = plan_sensors(shapes=list(HoldoutShape.values), repeats=args.repeats, clean_assets=args.clean_assets)
             appended = append_holdout(plan, hours=args.hours, seed=args.seed)
-            chosen = [item.sensor for item in plan]
+            chosen = [item.sensor for item in plan if item.measured]
         until = max(item.last for item in appended) + timedelta(minutes=1)
         started = time.perf_counter()
         scored = manage(
