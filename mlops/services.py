@@ -230,21 +230,28 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
             for anomaly in mine.select_related("sensor")
             if key.get((anomaly.sensor_id, anomaly.start)) == (anomaly.model_name, anomaly.model_version)
         ]
-        opened = []
-        for anomaly in anomalies:
+        # One alert_raise per sensor, not per anomaly (one per anomaly took 28 s of a 24 h backlog of 1,000
+        # sensors): its earliest new anomaly at the threshold opens the alert (or refreshes the one open), at the
+        # highest severity of them, as raising them one by one in time order would leave it.
+        alerting: dict[int, list] = {}
+        for anomaly in sorted(anomalies, key=lambda anomaly: anomaly.start):
             if (anomaly.sensor_id, anomaly.start) not in known and anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
-                alert, new = alert_raise(
-                    sensor=anomaly.sensor,
-                    kind=AlertKind.ANOMALY,
-                    severity=AlertSeverity.CRITICAL if anomaly.score >= 0.95 else AlertSeverity.WARNING,
-                    title=f"{anomaly_title(anomaly)} on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
-                    detail=f"{anomaly.model_name} v{anomaly.model_version} flagged {anomaly.start:%Y-%m-%d %H:%M} "
-                    f"to {anomaly.end:%H:%M} UTC." + (f" Why: {anomaly_why(anomaly)}." if anomaly_why(anomaly) else ""),
-                    anomaly=anomaly,
-                    notify=False,
-                )
-                if new:
-                    opened.append(alert.pk)
+                alerting.setdefault(anomaly.sensor_id, []).append(anomaly)
+        opened = []
+        for anomaly, *later in alerting.values():
+            highest = max([anomaly.score, *(other.score for other in later)])
+            alert, new = alert_raise(
+                sensor=anomaly.sensor,
+                kind=AlertKind.ANOMALY,
+                severity=AlertSeverity.CRITICAL if highest >= 0.95 else AlertSeverity.WARNING,
+                title=f"{anomaly_title(anomaly)} on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
+                detail=f"{anomaly.model_name} v{anomaly.model_version} flagged {anomaly.start:%Y-%m-%d %H:%M} "
+                f"to {anomaly.end:%H:%M} UTC." + (f" Why: {anomaly_why(anomaly)}." if anomaly_why(anomaly) else ""),
+                anomaly=anomaly,
+                notify=False,
+            )
+            if new:
+                opened.append(alert.pk)
         used = champion or normal
         if scored:
             ScoringRun.objects.create(
