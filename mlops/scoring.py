@@ -466,9 +466,12 @@ def normal_verdicts(
         plans.append((asset, mine, entry, ordered, key))
     read = sensor_series(sensors=present, start=None, end=until, starts=starts) if present else []
     series = {item.sensor_pk: item for item in read}
+    # Explanations (and the kind) only for windows either detector scores at ANOMALY_THRESHOLD or above: only those
+    # are stored (see mlops.services._score); the others' verdicts carry the score alone.
+    threshold = settings.ANOMALY_THRESHOLD
     for asset, mine, entry, ordered, key in plans:
         if ordered is None:
-            model, frame, scores = scored[key]
+            model, frame, scores, explained = scored[key]
         else:
             model = AssetModel(entry["model"])
             frame_series, frame_ids = [], []
@@ -480,43 +483,50 @@ def normal_verdicts(
                 frame_ids.append(sensor_id)
             frame = asset_frame(frame_series, frame_ids, window=window)
             scores = model.score(frame) if len(frame) else None
+            explained = {}  # the asset's leading departures by frame row: its sensors share them
             if scored is not None:
-                scored[key] = (model, frame, scores)
+                scored[key] = (model, frame, scores, explained)
         if scores is None:
             continue
         factor = max(asset.threshold_factor, 0.1)
-        for item in mine:
+        columns = {sensor_id: index for index, sensor_id in enumerate(model.params["sensors"])}
+        # The frame row ending with each window, all of the asset's windows at once.
+        starts_us = np.array([_us(item.start) for item in mine], dtype="datetime64[us]")
+        spans_us = np.array([span_of(by_pk[item.sensor_pk].sampling_interval, window) for item in mine])
+        rows = np.searchsorted(frame.slot_end, starts_us + spans_us, side="right") - 1
+        for item, row, start_us in zip(mine, rows.tolist(), starts_us, strict=True):
             sensor = by_pk[item.sensor_pk]
-            if sensor.sensor_id not in model.params["sensors"]:
-                continue
-            column = model.params["sensors"].index(sensor.sensor_id)
-            end = _us(item.start) + span_of(sensor.sampling_interval, window)
-            row = int(np.searchsorted(frame.slot_end, end, side="right")) - 1
-            if row < 0 or frame.slot_end[row] <= _us(item.start):
+            column = columns.get(sensor.sensor_id)
+            if column is None or row < 0 or frame.slot_end[row] <= start_us:
                 continue
             ratio = float(scores.sensor_ratio[row, column])
             own = _own_ratio(model, scores, row, column)
-            explanation = model.explain(scores, row)
+            if row not in explained:
+                explained[row] = model.explain(scores, row)
+            explanation = explained[row]
+            if own < 1 and explanation and explanation[0]["sensor"] != sensor.sensor_id:
+                # Flagged only as the asset's departure (the relation between its sensors broke, or another sensor
+                # led): this sensor only when it leads, so that one departure is one anomaly, not one per sensor.
+                ratio = own
+            ratio /= factor * max(sensor.threshold_factor, 0.1)
+            score = float(ratio_score(ratio))
+            if max(score, item.score) < threshold:
+                verdicts[(item.sensor_pk, item.start)] = NormalVerdict(ratio, score, [], UNKNOWN_DEPARTURE)
+                continue
+            kind = UNKNOWN_DEPARTURE
             if own >= 1:
                 # Flagged for its own statistics: they come first in why, and say what kind of departure it is.
-                mine = [item for item in model.explain(scores, row, top=64) if item["sensor"] == sensor.sensor_id]
+                tests = [test for test in model.explain(scores, row, top=64) if test["sensor"] == sensor.sensor_id]
                 # A step is a level shift even as the drift test (the level summed over the last windows) grows
                 # past it: the drift leads only while the level itself is still inside its band.
                 limit = model.params["thresholds"]["z"]
-                if any(item["feature"] != "drift" and abs(item["z"]) >= limit for item in mine):
-                    mine = [item for item in mine if item["feature"] != "drift"]
-                if mine:
-                    explanation = (mine[:1] + [other for other in explanation if other != mine[0]])[:3]
-                kind = _kind(mine[0]) if mine else UNKNOWN_DEPARTURE
-            else:
-                # Flagged only as the asset's departure (the relation between its sensors broke, or another sensor
-                # led): this sensor only when it leads, so that one departure is one anomaly, not one per sensor.
-                if explanation and explanation[0]["sensor"] != sensor.sensor_id:
-                    ratio = own
-                kind = UNKNOWN_DEPARTURE
-            ratio /= factor * max(sensor.threshold_factor, 0.1)
+                if any(test["feature"] != "drift" and abs(test["z"]) >= limit for test in tests):
+                    tests = [test for test in tests if test["feature"] != "drift"]
+                if tests:
+                    explanation = (tests[:1] + [other for other in explanation if other != tests[0]])[:3]
+                kind = _kind(tests[0]) if tests else UNKNOWN_DEPARTURE
             verdicts[(item.sensor_pk, item.start)] = NormalVerdict(
-                ratio, float(ratio_score(ratio)), _described(explanation, model.params), kind
+                ratio, score, _described(explanation, model.params), kind
             )
     return verdicts
 
