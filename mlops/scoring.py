@@ -177,7 +177,9 @@ def _load_normal(name: str, version: str) -> CachedModel:
     import mlflow.pyfunc
 
     registry.configure()
-    fleet = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().fleet
+    # suppress_warnings: no comparison of the packages installed with the model's requirements (0.9 s of every
+    # scoring process's start); the model is JSON parameters read by mlops.normal, not a pickled estimator.
+    fleet = mlflow.pyfunc.load_model(f"models:/{name}/{version}", suppress_warnings=True).unwrap_python_model().fleet
     return CachedModel(name, version, fleet)
 
 
@@ -403,7 +405,7 @@ class NormalVerdict:
 
 
 # Within one_run: the normal model's frame and scores of each asset scored so far in the run, by the asset, the
-# model version and the range read.
+# model version and the range read ("frames"); the assets read so far, by pk ("assets").
 _run_scores: contextvars.ContextVar[dict | None] = contextvars.ContextVar("scoring_run_scores", default=None)
 
 
@@ -414,7 +416,7 @@ def one_run():
     The run scores type by type (each type has its supervised champion), and an asset carries sensors of several
     types: without this, each asset was read and scored once per type on it (four times on the seeded fleet).
     """
-    token = _run_scores.set({})
+    token = _run_scores.set({"frames": {}, "assets": {}})
     try:
         yield
     finally:
@@ -438,14 +440,14 @@ def normal_verdicts(
     for item in windows:
         assets.setdefault(by_pk[item.sensor_pk].asset_id, []).append(item)
     verdicts = {}
-    # Every asset's sensors and readings read at once (three queries for the run, not three per asset).
-    asset_rows = Asset.objects.in_bulk(list(assets))
-    on_assets: dict[int, dict[str, Sensor]] = {}
-    for sensor in Sensor.objects.filter(asset_id__in=list(assets)):
-        on_assets.setdefault(sensor.asset_id, {})[sensor.sensor_id] = sensor
-    # An asset's frame scored once per scoring run (see one_run), not once per sensor type on it.
-    scored = _run_scores.get()
-    plans, present, starts = [], [], {}
+    # An asset's frame scored once per scoring run (see one_run), not once per sensor type on it; the assets,
+    # their sensors and their readings read at once (not three queries per asset), and only for frames not
+    # scored yet in the run.
+    run = _run_scores.get()
+    scored = run["frames"] if run is not None else None
+    asset_rows = run["assets"] if run is not None else {}
+    asset_rows.update(Asset.objects.in_bulk([pk for pk in assets if pk not in asset_rows]))
+    plans, wanted = [], {}
     for asset_pk, mine in assets.items():
         asset = asset_rows[asset_pk]
         entry = fleet["assets"].get(asset.code)
@@ -455,25 +457,28 @@ def normal_verdicts(
         first = _aware(_us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1))
         key = (normal.name, normal.version, asset.code, first, until, window)
         if scored is None or key not in scored:
-            members = on_assets.get(asset_pk, {})
-            ordered = [members.get(sensor_id) for sensor_id in entry["model"]["sensors"]]
-            for sensor in ordered:
-                if sensor is not None:
-                    present.append(sensor)
-                    starts[sensor.pk] = first
-        else:
-            ordered = None
-        plans.append((asset, mine, entry, ordered, key))
+            wanted[asset_pk] = (first, set(entry["model"]["sensors"]))
+        plans.append((asset, mine, entry, key))
+    on_assets: dict[int, dict[str, Sensor]] = {}
+    present, starts = [], {}
+    for sensor in Sensor.objects.filter(asset_id__in=list(wanted)) if wanted else []:
+        first, modelled = wanted[sensor.asset_id]
+        if sensor.sensor_id in modelled:
+            on_assets.setdefault(sensor.asset_id, {})[sensor.sensor_id] = sensor
+            present.append(sensor)
+            starts[sensor.pk] = first
     read = sensor_series(sensors=present, start=None, end=until, starts=starts) if present else []
     series = {item.sensor_pk: item for item in read}
     # Explanations (and the kind) only for windows either detector scores at ANOMALY_THRESHOLD or above: only those
     # are stored (see mlops.services._score); the others' verdicts carry the score alone.
     threshold = settings.ANOMALY_THRESHOLD
-    for asset, mine, entry, ordered, key in plans:
-        if ordered is None:
+    for asset, mine, entry, key in plans:
+        if asset.pk not in wanted:
             model, frame, scores, explained = scored[key]
         else:
             model = AssetModel(entry["model"])
+            members = on_assets.get(asset.pk, {})
+            ordered = [members.get(sensor_id) for sensor_id in model.params["sensors"]]
             frame_series, frame_ids = [], []
             for sensor_id, sensor, interval in zip(model.params["sensors"], ordered, entry["intervals"], strict=True):
                 item = series.get(sensor.pk) if sensor is not None else None
