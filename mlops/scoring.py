@@ -571,13 +571,14 @@ def _described(explanation: list[dict], params: dict) -> list[dict]:
 
     described = []
     for item in explanation:
-        z = item["z"]
+        # ``deviation``: the departure in the test's own sigmas (``z`` is its ratio to the threshold, rescaled).
+        deviation = item.get("deviation", item["z"])
         what = DESCRIPTIONS.get(item["feature"], item["feature"])
-        text = f"{what} {abs(z):.1f}{SIGMA} {'above' if z > 0 else 'below'} normal"
-        if item["feature"] == "level" and item["sensor"] in params["sensors"]:
+        text = f"{what} {abs(deviation):.1f}{SIGMA} {'above' if item['z'] > 0 else 'below'} normal"
+        if item["feature"] in ("level", "drift") and item["sensor"] in params["sensors"]:
             index = params["sensors"].index(item["sensor"]) * len(SENSOR_FEATURES)
             centre, scale = params["centres"][index], params["scales"][index]
             if abs(centre) > 1e-9:
-                text += f" ({z * scale / abs(centre):+.0%})"
+                text += f" ({deviation * scale / abs(centre):+.0%})"
         described.append({**item, "text": text})
     return described
