@@ -577,7 +577,9 @@ def _described(explanation: list[dict], params: dict) -> list[dict]:
         text = f"{what} {abs(deviation):.1f}{SIGMA} {'above' if item['z'] > 0 else 'below'} normal"
         if item["feature"] in ("level", "drift") and item["sensor"] in params["sensors"]:
             index = params["sensors"].index(item["sensor"]) * len(SENSOR_FEATURES)
-            centre, scale = params["centres"][index], params["scales"][index]
+            # The gradual test's sigma is the level's long-horizon band, the sudden one's its short-term band.
+            scales = params.get("long_scales", params["scales"]) if item["feature"] == "drift" else params["scales"]
+            centre, scale = params["centres"][index], scales[index]
             if abs(centre) > 1e-9:
                 text += f" ({deviation * scale / abs(centre):+.0%})"
         described.append({**item, "text": text})
