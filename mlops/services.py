@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -111,6 +111,8 @@ class ScoreResult:
     # transaction to commit.
     mail: dict | None = None
     models: str = ""  # every model that scored, "name vN + name vM"
+    busy: int = 0  # sensors left out: another run was scoring them (see readings_score_pending)
+    opened: list[int] = field(default_factory=list)  # the alerts this run opened
 
 
 def anomaly_title(anomaly) -> str:
@@ -153,16 +155,32 @@ def readings_score_pending(
 
     now = now or timezone.now()
     since = since or now - timedelta(hours=settings.SCORING_FIRST_RUN_HOURS)
-    marks = dict(
-        ScoringWatermark.objects.filter(sensor__in=[sensor.pk for sensor in sensors]).values_list(
-            "sensor_id", "scored_until"
+    with transaction.atomic():
+        # Overlapping runs (a slow run and the next one, several workers) split the sensors instead of scoring
+        # the same windows twice: each claims the sensors no other run holds (row locks, SKIP LOCKED) until it
+        # has stored their anomalies and moved their watermarks. FOR NO KEY UPDATE: ingest's foreign-key checks
+        # (KEY SHARE) on the same rows are not blocked. Other databases (SQLite: one writer) score them all.
+        pks = [sensor.pk for sensor in sensors]
+        claimed = set(
+            Sensor.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(pk__in=pks)
+            .values_list("pk", flat=True)
         )
-    )
-    starts = {sensor.pk: marks.get(sensor.pk, since) for sensor in sensors}
-    return _score(sensors=sensors, since=starts, until=now, window=window, advance=True)
+        mine = [sensor for sensor in sensors if sensor.pk in claimed]
+        if not mine:
+            return ScoreResult("", "", 0, [], models="", busy=len(sensors))
+        marks = dict(ScoringWatermark.objects.filter(sensor__in=claimed).values_list("sensor_id", "scored_until"))
+        starts = {sensor.pk: marks.get(sensor.pk, since) for sensor in mine}
+        result = _score(sensors=mine, since=starts, until=now, window=window, advance=True, mail=False)
+        result.busy = len(sensors) - len(mine)
+    # Mailed once the claim is released and the anomalies committed (a run elsewhere sees the alerts then).
+    result.mail = alerts_mail_after_commit(alert_ids=result.opened)
+    return result
 
 
-def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, advance: bool) -> ScoreResult:
+def _score(
+    *, sensors: list[Sensor], since: dict, until: datetime, window: int, advance: bool, mail: bool = True
+) -> ScoreResult:
     """Windows scored at or above ANOMALY_THRESHOLD become Anomaly rows, unique per sensor, window and model
     version (scoring the same windows again adds nothing, and raises no alert again); new ones at or above
     ANOMALY_ALERT_THRESHOLD open an alert for their sensor.
@@ -265,10 +283,13 @@ def _score(*, sensors: list[Sensor], since: dict, until: datetime, window: int, 
             )
         if advance:
             _watermarks_advance(outcome.scored_until)
-    # The run's new alerts mailed together, once committed (a storm becomes a digest).
-    mail = alerts_mail_after_commit(alert_ids=opened)
+    # The run's new alerts mailed together, once committed (a storm becomes a digest); or by the caller
+    # (``mail`` False), once its own transaction is over.
     names = " + ".join(f"{model.name} v{model.version}" for model in (champion, normal) if model is not None)
-    return ScoreResult(used.name, used.version, len(scored), anomalies, mail, models=names)
+    result = ScoreResult(used.name, used.version, len(scored), anomalies, None, models=names, opened=opened)
+    if mail:
+        result.mail = alerts_mail_after_commit(alert_ids=opened)
+    return result
 
 
 def _watermarks_advance(scored_until: dict[int, datetime]) -> None:

@@ -58,10 +58,14 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.ERROR(f"{sensor_type}: {report.unavailable[sensor_type]}"))
             elif sensor_type in report.scored:
                 result = report.scored[sensor_type]
-                self.stdout.write(
-                    f"{sensor_type}: {result.windows} windows scored with {result.model_name} "
-                    f"v{result.model_version}, {len(result.anomalies)} anomalies."
-                )
+                busy = f" ({result.busy} sensors left to another run scoring them)" if result.busy else ""
+                if result.models:
+                    self.stdout.write(
+                        f"{sensor_type}: {result.windows} windows scored with {result.models}, "
+                        f"{len(result.anomalies)} anomalies.{busy}"
+                    )
+                else:
+                    self.stdout.write(f"{sensor_type}: nothing scored{busy}.")
         self.stdout.write(f"Alert {mail_summary(report.mail)}")
         if report.unavailable:
             raise CommandError(f"MLflow could not be reached for {len(report.unavailable)} sensor type(s); see above.")
