@@ -187,3 +187,14 @@ def test_the_asset_baseline_set_by_staff_is_used_by_default(fleet):
     _, after = _fleets()
     assert after["assets"]["MOTOR-002"]["baseline"]["chosen"] is True
     assert after["assets"]["MOTOR-002"]["baseline"]["windows"] == 144
+
+
+def test_the_supervised_probability_counts_in_full_only_where_the_normal_model_sees_a_departure():
+    from mlops.services import SUPERVISED_CONFIRM_RATIO, supervised_confirmed
+
+    assert supervised_confirmed(0.9, None) == 0.9  # the normal model does not know the sensor
+    assert supervised_confirmed(0.9, SUPERVISED_CONFIRM_RATIO) == 0.9
+    assert supervised_confirmed(0.9, 3.0) == 0.9
+    # Back to normal after a fault (the normal model sees nothing): the supervised echo falls below the threshold.
+    assert supervised_confirmed(0.9, 0.1) < 0.5
+    assert supervised_confirmed(0.9, 0.0) == 0.0
