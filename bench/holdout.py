@@ -373,6 +373,22 @@ def appended_from_metadata(sensors: list) -> list:
     return appended
 
 
+def log_to_run(result: dict) -> None:
+    """Per shape, whether each view found it and how fast, logged to the normal model's champion run in MLflow
+    (beside the per-fault-kind recall of training), with the whole result as ``holdout.json``."""
+    from mlops import registry
+
+    client = registry.client()
+    version = client.get_model_version_by_alias(registry.normal_model_name(), registry.CHAMPION)
+    for view, figures in result.items():
+        for row in figures["shapes"]:
+            client.log_metric(version.run_id, f"holdout_{view}_{row['shape']}_detected", float(row["detected"]))
+            if row["minutes"] is not None:
+                client.log_metric(version.run_id, f"holdout_{view}_{row['shape']}_minutes", float(row["minutes"]))
+    client.log_dict(version.run_id, result, "holdout.json")
+    print(f"Per-shape results logged to run {version.run_id} ({registry.normal_model_name()} v{version.version}).")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sensors", type=int, default=64, help="Sensors seeded (4 per asset). Default 64.")
@@ -466,6 +482,7 @@ def main() -> int:
         timings["score_s"] = time.perf_counter() - started
         print(scored.strip())
         result = measure(appended, {sensor.sensor_id: sensor for sensor in chosen}, window=args.window)
+        log_to_run(result)
         from django.db import connections
 
         connections.close_all()
