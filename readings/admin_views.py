@@ -24,6 +24,7 @@ from readings.selectors import (
     alerts_enabled,
     attention_items,
     chart_bucket,
+    dashboard_flags,
     fleet_status,
     readings_page,
     readings_recent_count,
@@ -137,6 +138,7 @@ def dashboard_context(request) -> dict:
             "readings_24h": readings_recent_count(now=now),
             "attention": attention,
             "alerts_enabled": alerts_enabled(),
+            "flags": dashboard_flags(user=request.user),
         }
     }
 

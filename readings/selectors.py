@@ -168,6 +168,7 @@ def fleet_status(*, sensors: QuerySet[Sensor], now: datetime | None = None) -> l
 # first, each {"sensor_id": <external id>, "title": <text>, "opened_at": <datetime>} plus an optional "url".
 _chart_mark_providers: list[Callable[..., list[dict]]] = []
 _alert_providers: list[Callable[..., list[dict]]] = []
+_flag_providers: list[Callable[..., list[dict]]] = []
 
 CHART_MAX_POINTS = 2000
 CHART_MAX_MARKS = 1000
@@ -197,6 +198,20 @@ def register_alerts(provider: Callable[..., list[dict]]) -> Callable[..., list[d
     if provider not in _alert_providers:
         _alert_providers.append(provider)
     return provider
+
+
+def register_flags(provider: Callable[..., list[dict]]) -> Callable[..., list[dict]]:
+    """Add a source of flags for the dashboard: things other apps found wrong (smartmaint: failing or late jobs).
+    ``provider(user=...)`` returns [{"title", "problem", "url"}], only what that user may see. Registering twice
+    adds it once."""
+    if provider not in _flag_providers:
+        _flag_providers.append(provider)
+    return provider
+
+
+def dashboard_flags(*, user) -> list[dict]:
+    """Every registered source's flags for ``user``, in registration order."""
+    return [flag for provider in _flag_providers for flag in provider(user=user)]
 
 
 def alerts_enabled() -> bool:

@@ -27,6 +27,11 @@ class SmartmaintConfig(AppConfig):
             dispatch_uid="smartmaint_install_jobs",
         )
 
+        from readings.selectors import register_flags
+
+        # The fleet dashboard (readings') flags failing or late jobs, as the doctor's jobs line does.
+        register_flags(jobs.dashboard_job_flags)
+
         doctor.register(
             doctor_checks.check_database, name="database", order=10, unavailable="the database cannot be reached"
         )

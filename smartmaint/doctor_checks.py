@@ -484,9 +484,11 @@ def check_beat(connection: BaseDatabaseWrapper, timeout: float) -> Result:
 
 
 def check_jobs(connection: BaseDatabaseWrapper, timeout: float) -> list[Result]:
-    """Each enabled periodic job: its last run failed, or an interval job finished no run for three periods."""
-    from django.utils import timezone
+    """Each enabled periodic job: its last run failed, an interval job finished no run for three periods, or the
+    job's own flags (``smartmaint.jobs.jobs_flagged``, which the dashboard shows too)."""
     from django_celery_beat.models import PeriodicTask
+
+    from smartmaint.jobs import jobs_flagged
 
     if settings.CELERY_RESULT_BACKEND != "django-db":
         return [Result("jobs", SKIP, "task results are not kept in the database (CELERY_RESULT_BACKEND)")]
@@ -495,34 +497,13 @@ def check_jobs(connection: BaseDatabaseWrapper, timeout: float) -> list[Result]:
     tables = connection.introspection.table_names()
     if PeriodicTask._meta.db_table not in tables or TaskResult._meta.db_table not in tables:
         return [Result("jobs", SKIP, "the jobs' tables are not migrated yet (manage.py migrate creates them)")]
-    now, problems, checked = timezone.now(), [], 0
-    for job in PeriodicTask.objects.using(connection.alias).filter(enabled=True).select_related("interval"):
-        if job.task.startswith("celery."):
-            continue  # Celery's own housekeeping (result cleanup)
-        checked += 1
-        last = (
-            TaskResult.objects.using(connection.alias)
-            .filter(periodic_task_name=job.name, status__in=["SUCCESS", "FAILURE"])
-            .order_by("-date_done")
-            .first()
-        )
-        if last is not None and last.status == "FAILURE":
-            error = (last.result or "").strip().splitlines()[-1:] or [""]
-            problems.append(f"{job.name}: last run failed at {last.date_done:%Y-%m-%d %H:%M} ({error[0][:200]})")
-        elif job.interval is not None and job.last_run_at is not None:
-            period = job.interval.schedule.run_every.total_seconds()
-            finished = last.date_done if last is not None else None
-            if (finished is None or (now - finished).total_seconds() > 3 * period) and (
-                now - job.date_changed
-            ).total_seconds() > 3 * period:
-                since = "never" if finished is None else f"not since {finished:%Y-%m-%d %H:%M}"
-                problems.append(f"{job.name}: no run finished for 3 periods of {period:.0f} s ({since})")
-    if problems:
+    checked, flags = jobs_flagged(using=connection.alias)
+    if flags:
         return [
             Result(
                 "jobs",
                 FAIL,
-                "; ".join(problems),
+                "; ".join(f"{flag.job}: {flag.problem}" for flag in flags),
                 "See the error in the admin (Task results, by periodic task); a job that does not run at all needs "
                 "a worker on its queue and a beat (the workers and beat lines).",
             )

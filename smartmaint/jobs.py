@@ -8,6 +8,7 @@ and beat follows it without a restart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,18 +24,39 @@ class Job:
     description: str
     every: int | None = None  # seconds between runs
     crontab: str | None = None  # "minute hour day-of-month month day-of-week", in TIME_ZONE
+    # The job's own findings beyond failing or late (say, scoring runs that scored nothing while readings came):
+    # called with using=, returns a list of JobFlag.
+    flags: Callable[..., list[JobFlag]] | None = None
+
+
+@dataclass(frozen=True)
+class JobFlag:
+    """Something wrong with a job, as the dashboard and the doctor's jobs check say it."""
+
+    job: str  # the periodic task's name
+    problem: str  # what is wrong, one line
+    url: str = ""  # where to look in the admin; empty: the job on the jobs page
 
 
 _registry: dict[str, Job] = {}
 
 
-def register(*, name: str, task: str, description: str, every: int | None = None, crontab: str | None = None) -> Job:
-    """Schedule ``task`` by default every ``every`` seconds, or on ``crontab``: one of the two."""
+def register(
+    *,
+    name: str,
+    task: str,
+    description: str,
+    every: int | None = None,
+    crontab: str | None = None,
+    flags: Callable[..., list[JobFlag]] | None = None,
+) -> Job:
+    """Schedule ``task`` by default every ``every`` seconds, or on ``crontab``: one of the two. ``flags``, if
+    given, adds the job's own findings to ``jobs_flagged``."""
     if (every is None) == (crontab is None):
         raise ValueError(f"Job {name!r}: give either every (seconds) or crontab.")
     if crontab is not None and len(crontab.split()) != 5:
         raise ValueError(f"Job {name!r}: crontab {crontab!r} must have 5 fields (minute hour day month weekday).")
-    job = Job(name=name, task=task, description=description, every=every, crontab=crontab)
+    job = Job(name=name, task=task, description=description, every=every, crontab=crontab, flags=flags)
     _registry[name] = job
     return job
 
@@ -101,3 +123,79 @@ def beat_last_sent() -> datetime | None:
     from django_celery_beat.models import PeriodicTask
 
     return PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
+
+
+LATE_PERIODS = 3  # an interval job with no run finished for this many of its periods is late
+
+
+def jobs_flagged(*, using: str = "default", now: datetime | None = None) -> tuple[int, list[JobFlag]]:
+    """The enabled periodic jobs checked (Celery's own housekeeping left out) and what is wrong with them: the last
+    run failed (with its error), an interval job finished no run for LATE_PERIODS of its periods (once beat has
+    sent it and the schedule is older than that), and each registered job's own ``flags``.
+
+    Both the fleet dashboard and ``manage.py doctor`` (the jobs line) show these. Needs django-celery-results
+    keeping results in the database (CELERY_RESULT_BACKEND "django-db"). One query for the jobs with their last
+    finished run, and whatever the jobs' own flags ask.
+    """
+    from django.db.models import OuterRef, Subquery
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_results.models import TaskResult
+
+    now = now or timezone.now()
+    last = (
+        TaskResult.objects.using(using)
+        .filter(periodic_task_name=OuterRef("name"), status__in=["SUCCESS", "FAILURE"])
+        .order_by("-date_done")
+    )
+    jobs = (
+        PeriodicTask.objects.using(using)
+        .filter(enabled=True)
+        .exclude(task__startswith="celery.")  # Celery's own housekeeping (result cleanup)
+        .select_related("interval")
+        .annotate(
+            last_status=Subquery(last.values("status")[:1]),
+            last_done=Subquery(last.values("date_done")[:1]),
+            last_result=Subquery(last.values("result")[:1]),
+        )
+        .order_by("name")
+    )
+    checked, flags = 0, []
+    for job in jobs:
+        checked += 1
+        if job.last_status == "FAILURE":
+            error = (job.last_result or "").strip().splitlines()[-1:] or [""]
+            problem = f"last run failed at {job.last_done:%Y-%m-%d %H:%M} ({error[0][:200]})"
+            flags.append(JobFlag(job.name, problem))
+        elif job.interval is not None and job.last_run_at is not None:
+            period = job.interval.schedule.run_every.total_seconds()
+            finished = job.last_done
+            late = LATE_PERIODS * period
+            if (finished is None or (now - finished).total_seconds() > late) and (
+                now - job.date_changed
+            ).total_seconds() > late:
+                since = "never" if finished is None else f"not since {finished:%Y-%m-%d %H:%M}"
+                problem = f"no run finished for {LATE_PERIODS} periods of {period:.0f} s ({since})"
+                flags.append(JobFlag(job.name, problem))
+        registered_job = _registry.get(job.name)
+        if registered_job is not None and registered_job.flags is not None:
+            flags.extend(registered_job.flags(using=using))
+    return checked, flags
+
+
+def dashboard_job_flags(*, user) -> list[dict]:
+    """``jobs_flagged`` for the fleet dashboard (registered with readings.selectors): each flag links to its job on
+    the jobs page, or to where the job's own flag says; nothing for staff who may not view the jobs, or where task
+    results are not kept in the database."""
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    if settings.CELERY_RESULT_BACKEND != "django-db" or not user.has_perm("django_celery_beat.view_periodictask"):
+        return []
+    jobs_page = reverse("admin:django_celery_beat_periodictask_changelist")
+    _, flags = jobs_flagged()
+    return [
+        {"title": flag.job, "problem": flag.problem, "url": flag.url or f"{jobs_page}?{urlencode({'q': flag.job})}"}
+        for flag in flags
+    ]

@@ -25,10 +25,11 @@ PASSWORD = "pw-console-8472"
 
 @pytest.fixture(autouse=True)
 def no_providers(monkeypatch):
-    """The console as readings alone makes it: apps that registered alerts or chart marks (mlops) are left out,
-    and tests that need a provider register their own."""
+    """The console as readings alone makes it: apps that registered alerts, chart marks or flags (mlops,
+    smartmaint) are left out, and tests that need a provider register their own."""
     monkeypatch.setattr(selectors, "_alert_providers", [])
     monkeypatch.setattr(selectors, "_chart_mark_providers", [])
+    monkeypatch.setattr(selectors, "_flag_providers", [])
 
 
 @pytest.fixture(autouse=True)
