@@ -232,10 +232,39 @@ class AlertSubscriptionAdmin(admin.ModelAdmin):
         return obj.user.email or "(none: nothing is sent)"
 
 
+class FlaggedRunFilter(admin.SimpleListFilter):
+    """Scheduled runs that scored 0 windows while readings were due (the dashboard's flag links here)."""
+
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "0 windows while readings were due")]
+
+    def queryset(self, request, queryset):
+        return queryset.flagged() if self.value() == "yes" else queryset
+
+
 @admin.register(ScoringRun)
 class ScoringRunAdmin(ScoringOutputAdmin):
-    list_display = ["created_at", "sensor_type", "model_version_link", "start", "end", "windows", "anomalies"]
-    list_filter = ["sensor_type", "model_name"]
+    list_display = [
+        "created_at",
+        "sensor_type",
+        "model_version_link",
+        "start",
+        "end",
+        "windows",
+        "anomalies",
+        "readings",
+        "flag",
+    ]
+    list_filter = [FlaggedRunFilter, "sensor_type", "model_name"]
+
+    @admin.display(description="flag")
+    def flag(self, obj):
+        if not obj.flagged:
+            return ""
+        return format_html('<span class="sm-badge sm-badge--flagged">0 windows, {} readings due</span>', obj.readings)
 
     # The log of what scoring did: nobody deletes it either.
     def has_delete_permission(self, request, obj=None):

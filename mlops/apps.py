@@ -32,6 +32,7 @@ class MlopsConfig(AppConfig):
 
         from django.conf import settings
 
+        from mlops.selectors import scoring_runs_flagged
         from smartmaint import jobs
 
         # The periodic jobs, created with these schedules by migrate; staff change them in the admin.
@@ -40,6 +41,7 @@ class MlopsConfig(AppConfig):
             task="mlops.readings_score_pending",
             every=settings.JOBS_SCORING_SECONDS,
             description="Scores every active sensor's windows completed since its watermark (score_readings).",
+            flags=scoring_runs_flagged,  # a run that scored 0 windows while readings were due
         )
         jobs.register(
             name="Alert rules",

@@ -117,8 +117,20 @@ class AlertSubscription(models.Model):
         return f"{self.user} ({self.get_min_severity_display()} and above)"
 
 
+class ScoringRunQuerySet(models.QuerySet):
+    def flagged(self):
+        """Scheduled runs that scored no window while readings that should have made one had arrived."""
+        return self.filter(windows=0, readings__gt=0)
+
+
 class ScoringRun(models.Model):
-    """One scoring pass over a sensor type that scored windows: the log of ``score_readings`` and the score API.
+    """One scoring pass over a sensor type: the log of ``score_readings``, the scoring job and the score API.
+
+    A scheduled run (the job, ``score_readings`` without --from) is logged even when it scored no window, with
+    ``readings``: how many readings of its sensors arrived that every window containing them was ready by the
+    run's end (see ``mlops.selectors.readings_due_count``). One that scored 0 windows while that is above 0 is
+    flagged: readings are being left unscored (the admin list, the dashboard, doctor's jobs line). A run on
+    request (the score API, --from) is logged only when it scored windows, ``readings`` empty.
 
     Where the next scheduled run continues is each sensor's ``ScoringWatermark``, not this log.
     """
@@ -130,13 +142,27 @@ class ScoringRun(models.Model):
     end = models.DateTimeField()
     windows = models.PositiveIntegerField(default=0)
     anomalies = models.PositiveIntegerField(default=0)
+    readings = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Scheduled runs: readings of its sensors in its range old enough that their windows were ready "
+        "(0 windows while this is above 0: flagged). Empty for runs on request.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScoringRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-end"]
+        # Each type's latest run, for the dashboard's flags and doctor (one a minute per type is logged).
+        indexes = [models.Index(fields=["sensor_type", "-end"], name="mlops_scoringrun_type_end")]
 
     def __str__(self) -> str:
         return f"{self.model_name} v{self.model_version} {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
+
+    @property
+    def flagged(self) -> bool:
+        return self.windows == 0 and bool(self.readings)
 
 
 class ScoringWatermark(models.Model):

@@ -21,6 +21,55 @@ from sensors.models import Asset, Sensor
 UNLABELLED_KINDS = {FaultKind.DEGRADATION}
 
 
+def readings_due_count(*, sensors: list[Sensor], since: dict[int, datetime], until: datetime, window: int) -> int:
+    """Readings of ``sensors`` that a scheduled run scoring them from ``since`` (watermarks, by pk) to ``until``
+    must have scored: stamped from the latest watermark (every sensor's windows from there are unscored) to
+    ``until`` less the longest window of them and SCORING_GRACE_SECONDS (every window holding such a reading had
+    ended and waited out the grace: ready). One count over an indexed range; 0 where the range is empty.
+
+    Readings still in a window that is not ready yet do not count: at a cadence shorter than a window most runs
+    rightly score none while readings arrive.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from readings.models import Reading
+
+    if not sensors or not since:
+        return 0
+    longest = max(sensor.sampling_interval for sensor in sensors) * window
+    first = max(since.values())
+    last = until - timedelta(seconds=longest + settings.SCORING_GRACE_SECONDS)
+    if last <= first:
+        return 0
+    return Reading.objects.filter(sensor__in=[sensor.pk for sensor in sensors], time__gte=first, time__lt=last).count()
+
+
+def scoring_runs_flagged(*, using: str = "default") -> list:
+    """The "Score readings" job's own flags (registered with smartmaint.jobs): each sensor type whose latest
+    scheduled run scored 0 windows while readings were due (``ScoringRun.flagged``). A later run that scores
+    clears it. One indexed query per type."""
+    from django.urls import reverse
+
+    from mlops.models import ScoringRun
+    from sensors.choices import SensorType
+    from smartmaint.jobs import JobFlag
+
+    runs = ScoringRun.objects.using(using).filter(readings__isnull=False)
+    url = f"{reverse('admin:mlops_scoringrun_changelist')}?flagged=yes"
+    flags = []
+    for sensor_type in SensorType.values:
+        run = runs.filter(sensor_type=sensor_type).order_by("-end").first()
+        if run is not None and run.flagged:
+            problem = (
+                f"the latest {sensor_type} scoring run ({run.end:%Y-%m-%d %H:%M}) scored 0 windows "
+                f"while {run.readings} reading(s) were due"
+            )
+            flags.append(JobFlag("Score readings", problem, url))
+    return flags
+
+
 def peer_group(*, site: str, model) -> str:
     """The peer group of an asset's sensors: its site, and its machine model where its metadata names one.
 

@@ -206,6 +206,7 @@ def _score(
     """
     from mlops.models import Anomaly, ScoringRun
     from mlops.scoring import normal_champion, normal_verdicts, score_windows
+    from mlops.selectors import readings_due_count
 
     outcome = score_windows(
         sensors=sensors,
@@ -291,15 +292,20 @@ def _score(
             if new:
                 opened.append(alert.pk)
         used = champion or normal
-        if scored:
+        # A scheduled run is logged even when it scored nothing, with the readings it should have scored: 0
+        # windows while some arrived is flagged (ScoringRun.flagged). On request, only runs that scored.
+        if scored or advance:
             ScoringRun.objects.create(
                 sensor_type=sensors[0].sensor_type,
                 model_name=used.name,
                 model_version=used.version,
-                start=min(item.start for item in scored),
+                start=min(item.start for item in scored) if scored else max(since.values()),
                 end=until,
                 windows=len(scored),
                 anomalies=len(anomalies),
+                readings=readings_due_count(sensors=sensors, since=since, until=until, window=window)
+                if advance
+                else None,
             )
         if advance:
             _watermarks_advance(outcome.scored_until)

@@ -91,12 +91,17 @@ def test_a_backfill_never_moves_the_scheduled_start_back(trained):
     mark = ScoringWatermark.objects.get(sensor=sensor).scored_until
     # The last complete window: every reading but the one at END itself.
     assert mark == END
+    scored = ScoringRun.objects.get()
+    assert scored.windows > 0 and scored.readings > 0 and not scored.flagged
     # Years of history imported afterwards: the next scheduled run scores nothing old, the watermark stays.
     old = datetime(2023, 1, 1, tzinfo=UTC)
     Reading.objects.bulk_create([Reading(sensor=sensor, time=old + timedelta(minutes=m), value=50) for m in range(600)])
     result = readings_score_pending(sensors=[sensor], now=END + timedelta(minutes=1))
     assert result.windows == 0
     assert ScoringWatermark.objects.get(sensor=sensor).scored_until == mark
+    # The run is logged though it scored nothing; the readings imported are older than its range: none due, no flag.
+    idle = ScoringRun.objects.exclude(pk=scored.pk).get()
+    assert (idle.windows, idle.readings, idle.start, idle.flagged) == (0, 0, mark, False)
     # A sensor never scored starts SCORING_FIRST_RUN_HOURS back, whatever history it has.
     trained.SCORING_FIRST_RUN_HOURS = 2
     other = Sensor.objects.get(sensor_id="sensor-002")
