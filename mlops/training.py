@@ -31,6 +31,13 @@ DECISION_THRESHOLD = 0.5
 # them (all fault windows kept) trains each model, which keeps training on
 # millions of readings in minutes without changing what is evaluated.
 MAX_NORMAL_TRAINING_WINDOWS = 20_000
+# Windows each tree is grown on (a bootstrap sample of this size, not of all the training windows) once there are
+# more: a tree's cost grows with its sample, and 100 trees on 2,000 windows each find as much as on 20,000 each.
+# On 1 M readings (91,000 windows, 1,300 with a fault; 48 forests: 8 types x 5 folds and the final fit) the
+# forests took 185 s with the whole sample per tree and 25 s with 2,000 (40 s on a busy machine); out of fold,
+# faults found 237 -> 238 of 238, alarms 302 -> 290 of which true 256 -> 259, every type's F1 as high or higher
+# but pressure's (0.988 -> 0.976). Small fleets (the default one has 1,900 windows) train exactly as before.
+MAX_TREE_SAMPLES = 2_000
 
 
 @dataclass
@@ -90,7 +97,10 @@ def _training_rows(y: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
 
 def _fit(X, y, weights, rows, seed: int) -> RandomForestClassifier:
     rows = _training_rows(y, rows, seed)
-    return _classifier(seed).fit(_frame(X[rows]), y[rows], sample_weight=weights[rows])
+    model = _classifier(seed)
+    if len(rows) > MAX_TREE_SAMPLES:
+        model.set_params(max_samples=MAX_TREE_SAMPLES)
+    return model.fit(_frame(X[rows]), y[rows], sample_weight=weights[rows])
 
 
 TIME_BLOCKS = 5
@@ -192,6 +202,7 @@ def train_and_register(
                     "model": "RandomForestClassifier",
                     "n_estimators": model.n_estimators,
                     "max_normal_training_windows": MAX_NORMAL_TRAINING_WINDOWS,
+                    "max_tree_samples": MAX_TREE_SAMPLES,
                     "seed": seed,
                     "trained_until": str(windows.end.max()) + "+00:00",
                     "evaluation": f"out-of-fold over {TIME_BLOCKS} time blocks; events by the rule of "
