@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import math
 import threading
@@ -310,7 +311,7 @@ def score_windows(
     spans = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in sensors}
     first_slot = {sensor.pk: _first_slot(since[sensor.pk], spans[sensor.pk]) for sensor in sensors}
     everyone, starts = lookback_starts(sensors=sensors, since=since, window=window)
-    series = sensor_series(sensors=everyone, start=None, end=until, starts=starts)
+    series = _run_series(sensors=everyone, starts=starts, until=until)
     windows = build_windows(series, window=window)
 
     until_us, late_us = _us(until), _us(until - grace)
@@ -405,7 +406,8 @@ class NormalVerdict:
 
 
 # Within one_run: the normal model's frame and scores of each asset scored so far in the run, by the asset, the
-# model version and the range read ("frames"); the assets read so far, by pk ("assets").
+# model version and the range read ("frames"); the assets read so far, by pk ("assets"); the readings read so far,
+# by sensor pk ("series": see _run_series).
 _run_scores: contextvars.ContextVar[dict | None] = contextvars.ContextVar("scoring_run_scores", default=None)
 
 
@@ -416,11 +418,55 @@ def one_run():
     The run scores type by type (each type has its supervised champion), and an asset carries sensors of several
     types: without this, each asset was read and scored once per type on it (four times on the seeded fleet).
     """
-    token = _run_scores.set({"frames": {}, "assets": {}})
+    token = _run_scores.set({"frames": {}, "assets": {}, "series": {}})
     try:
         yield
     finally:
         _run_scores.reset(token)
+
+
+def _run_series(
+    *, sensors: list[Sensor], starts: dict[int, datetime], until: datetime, ahead: dict[int, datetime] | None = None
+) -> list[Series]:
+    """``sensor_series`` of ``sensors`` from their ``starts`` to ``until``, read once per scoring run (one_run).
+
+    A sensor read earlier in the run up to the same ``until`` from as early or earlier is not read again: its
+    readings from its start are taken from memory (the normal model's frames and the supervised features need
+    the same sensors' recent readings; without this, a run over 1,000 sensors read 1.1 M readings for 0.6 M).
+    ``ahead`` reads some sensors from earlier than asked, for a later use in the run; the series returned still
+    start at ``starts``.
+    """
+    run = _run_scores.get()
+    if run is None:
+        return sensor_series(sensors=sensors, start=None, end=until, starts=starts)
+    cache = run["series"]  # sensor pk -> (until, first time read, Series or None when it had no readings)
+    missing = [
+        sensor
+        for sensor in sensors
+        if sensor.pk not in cache or cache[sensor.pk][0] != until or cache[sensor.pk][1] > starts[sensor.pk]
+    ]
+    if missing:
+        begin = {
+            sensor.pk: min(starts[sensor.pk], (ahead or {}).get(sensor.pk, starts[sensor.pk])) for sensor in missing
+        }
+        read = {item.sensor_pk: item for item in sensor_series(sensors=missing, start=None, end=until, starts=begin)}
+        for sensor in missing:
+            cache[sensor.pk] = (until, begin[sensor.pk], read.get(sensor.pk))
+    series = []
+    for sensor in sensors:
+        item = cache[sensor.pk][2]
+        if item is None:
+            continue
+        first = int(np.searchsorted(item.times, _us(starts[sensor.pk])))
+        if first < len(item.times):
+            series.append(
+                item
+                if first == 0
+                else dataclasses.replace(
+                    item, times=item.times[first:], values=item.values[first:], quality=item.quality[first:]
+                )
+            )
+    return series
 
 
 def normal_verdicts(
@@ -457,17 +503,21 @@ def normal_verdicts(
         first = _aware(_us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1))
         key = (normal.name, normal.version, asset.code, first, until, window)
         if scored is None or key not in scored:
-            wanted[asset_pk] = (first, set(entry["model"]["sensors"]))
+            wanted[asset_pk] = (first, set(entry["model"]["sensors"]), _us(min(item.start for item in mine)))
         plans.append((asset, mine, entry, key))
     on_assets: dict[int, dict[str, Sensor]] = {}
-    present, starts = [], {}
+    present, starts, ahead = [], {}, {}
     for sensor in Sensor.objects.filter(asset_id__in=list(wanted)) if wanted else []:
-        first, modelled = wanted[sensor.asset_id]
+        first, modelled, earliest = wanted[sensor.asset_id]
         if sensor.sensor_id in modelled:
             on_assets.setdefault(sensor.asset_id, {})[sensor.sensor_id] = sensor
             present.append(sensor)
             starts[sensor.pk] = first
-    read = sensor_series(sensors=present, start=None, end=until, starts=starts) if present else []
+            # Read as far back as scoring the sensor's own windows from the same time will (lookback_starts), so
+            # that the run's pass over its type finds its readings read.
+            span = span_of(sensor.sampling_interval, window)
+            ahead[sensor.pk] = min(first, _aware(earliest - span * (HISTORY_WINDOWS + 1)))
+    read = _run_series(sensors=present, starts=starts, until=until, ahead=ahead) if present else []
     series = {item.sensor_pk: item for item in read}
     # Explanations (and the kind) only for windows either detector scores at ANOMALY_THRESHOLD or above: only those
     # are stored (see mlops.services._score); the others' verdicts carry the score alone.
