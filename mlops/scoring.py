@@ -232,7 +232,7 @@ def lookback_starts(
     may start up to two of the peer's spans earlier (see build_windows). An hourly sensor reads 62 of its
     10-hour windows; a minutely sensor beside it still reads 62 of its 10-minute ones.
     """
-    groups = sensor_peer_groups(sensors)
+    groups = _run_peer_groups(sensors)
     site_of = dict(Asset.objects.filter(pk__in={sensor.asset_id for sensor in sensors}).values_list("pk", "site"))
     by_group: dict[tuple[str, str], np.datetime64] = {}  # the first window start to score in each peer group
     by_type: dict[str, np.datetime64] = {}  # ... of the sensors of a type alone in their groups (every peer)
@@ -251,7 +251,7 @@ def lookback_starts(
     for sensor_type, names in sites.items():
         wanted |= Q(sensor_type=sensor_type, asset__site__in=sorted(names))
     candidates = list(Sensor.objects.filter(wanted).order_by("pk"))
-    candidate_groups = sensor_peer_groups(candidates)
+    candidate_groups = _run_peer_groups(candidates)
     everyone, starts = [], {}
     for sensor in candidates:
         group = candidate_groups[sensor.pk]
@@ -407,7 +407,7 @@ class NormalVerdict:
 
 # Within one_run: the normal model's frame and scores of each asset scored so far in the run, by the asset, the
 # model version and the range read ("frames"); the assets read so far, by pk ("assets"); the readings read so far,
-# by sensor pk ("series": see _run_series).
+# by sensor pk ("series": see _run_series); their peer groups ("groups").
 _run_scores: contextvars.ContextVar[dict | None] = contextvars.ContextVar("scoring_run_scores", default=None)
 
 
@@ -418,11 +418,23 @@ def one_run():
     The run scores type by type (each type has its supervised champion), and an asset carries sensors of several
     types: without this, each asset was read and scored once per type on it (four times on the seeded fleet).
     """
-    token = _run_scores.set({"frames": {}, "assets": {}, "series": {}})
+    token = _run_scores.set({"frames": {}, "assets": {}, "series": {}, "groups": {}})
     try:
         yield
     finally:
         _run_scores.reset(token)
+
+
+def _run_peer_groups(sensors: list[Sensor]) -> dict[int, str | None]:
+    """``sensor_peer_groups``, asked once per sensor and scoring run (one_run): the fleet does not change meanwhile."""
+    run = _run_scores.get()
+    if run is None:
+        return sensor_peer_groups(sensors)
+    known = run["groups"]
+    missing = [sensor for sensor in sensors if sensor.pk not in known]
+    if missing:
+        known.update(sensor_peer_groups(missing))
+    return {sensor.pk: known[sensor.pk] for sensor in sensors}
 
 
 def _run_series(
@@ -449,7 +461,10 @@ def _run_series(
         begin = {
             sensor.pk: min(starts[sensor.pk], (ahead or {}).get(sensor.pk, starts[sensor.pk])) for sensor in missing
         }
-        read = {item.sensor_pk: item for item in sensor_series(sensors=missing, start=None, end=until, starts=begin)}
+        read = sensor_series(
+            sensors=missing, start=None, end=until, starts=begin, peer_groups=_run_peer_groups(missing)
+        )
+        read = {item.sensor_pk: item for item in read}
         for sensor in missing:
             cache[sensor.pk] = (until, begin[sensor.pk], read.get(sensor.pk))
     series = []

@@ -114,11 +114,13 @@ def sensor_series(
     start: datetime | None,
     end: datetime | None,
     starts: dict[int, datetime] | None = None,
+    peer_groups: dict[int, str | None] | None = None,
 ) -> list[Series]:
     """The readings of ``sensors`` with start <= time < end, as numpy series (one query), with their peer groups.
 
     ``starts`` gives a sensor (by pk) its own start instead: each sensor's look-back follows its own sampling
     interval. Sensors sharing a start share one condition, so the query stays short on a large fleet.
+    ``peer_groups``: the sensors' groups when the caller has them already (``sensor_peer_groups``).
     """
     sensors = list(sensors)
     if not sensors:
@@ -138,7 +140,7 @@ def sensor_series(
         readings = readings.filter(time__gte=start)
     if end is not None:
         readings = readings.filter(time__lt=end)
-    groups = sensor_peer_groups(sensors)
+    groups = peer_groups if peer_groups is not None else sensor_peer_groups(sensors)
     columns = _readings_columns(readings.values_list("sensor_id", "time", "value", "quality"))
     return [
         Series(
