@@ -40,6 +40,7 @@ class Asset(models.Model):
     threshold_factor = models.FloatField(
         "anomaly threshold factor",
         default=1.0,
+        db_default=1.0,  # rows written by SQL (imports, other tools) get it too
         validators=[MinValueValidator(0.1), MaxValueValidator(10.0)],
         help_text="Multiplies the calibrated anomaly thresholds of this asset's sensors: above 1 flags fewer "
         "departures from normal, below 1 more.",
@@ -86,6 +87,7 @@ class Sensor(models.Model):
     threshold_factor = models.FloatField(
         "anomaly threshold factor",
         default=1.0,
+        db_default=1.0,  # rows written by SQL (imports, other tools) get it too
         validators=[MinValueValidator(0.1), MaxValueValidator(10.0)],
         help_text="Multiplies the calibrated anomaly threshold of this sensor (and its asset's factor): above 1 "
         "flags fewer departures from normal, below 1 more.",
