@@ -175,18 +175,12 @@ def _windows(item, sensor, window: int):
     """The fixed window slots (mlops.features) of ``sensor`` over its appended period: (starts, ends)."""
     import numpy as np
 
-    from mlops.features import EPOCH, slot_of, span_of
+    from mlops.features import EPOCH, slot_of, span_of, to_us
 
     span = span_of(sensor.sampling_interval, window)
-    first, last = (slot_of(np.array([_us(moment)]), span)[0] for moment in (item.first, item.last))
+    first, last = (slot_of(np.array([to_us(moment)]), span)[0] for moment in (item.first, item.last))
     starts = EPOCH + span * np.arange(first, last + 1)
     return starts, starts + span
-
-
-def _us(moment):
-    import numpy as np
-
-    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
 
 
 def measure(appended: list, sensors: dict, *, window: int) -> dict:
@@ -201,6 +195,7 @@ def measure(appended: list, sensors: dict, *, window: int) -> dict:
     import numpy as np
 
     from mlops.evaluation import Faults, score_detections
+    from mlops.features import to_us
     from mlops.models import Anomaly
 
     by_sensor = {item.sensor_id: item for item in appended}
@@ -222,7 +217,7 @@ def measure(appended: list, sensors: dict, *, window: int) -> dict:
 
         def predicted(sensor_id: str, mine=mine) -> np.ndarray:
             starts, ends = grids[sensor_id]
-            moments = np.array([_us(a.start) for a in mine if a.sensor.sensor_id == sensor_id], dtype="M8[us]")
+            moments = np.array([to_us(a.start) for a in mine if a.sensor.sensor_id == sensor_id], dtype="M8[us]")
             # The window each anomaly lies in (its fixed start, whatever the detector stored as its start).
             slots = np.searchsorted(starts, moments, side="right") - 1
             flags = np.zeros(len(starts), dtype=bool)
@@ -236,7 +231,7 @@ def measure(appended: list, sensors: dict, *, window: int) -> dict:
             sensor = sensors[item.sensor_id]
             starts, ends = grids[item.sensor_id]
             flags = predicted(item.sensor_id)
-            fault_start, fault_end = _us(item.onset), _us(item.end + timedelta(seconds=sensor.sampling_interval))
+            fault_start, fault_end = to_us(item.onset), to_us(item.end + timedelta(seconds=sensor.sampling_interval))
             faults = Faults(
                 np.array([0]), np.array([sensor.pk]), np.array([item.shape], dtype=object), *(
                     np.array([moment], dtype="M8[us]") for moment in (fault_start, fault_end)

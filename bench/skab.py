@@ -22,7 +22,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ def run_file(path: Path, code: str, window: int) -> tuple[np.ndarray, dict]:
     """Import, train and score one experiment through the product; the flags of its test readings."""
     from django.core.management import call_command
 
+    from mlops.features import to_aware, to_us
     from mlops.models import Anomaly
     from mlops.scoring import clear_model_cache
     from mlops.services import models_train_normal, readings_score
@@ -87,7 +88,7 @@ def run_file(path: Path, code: str, window: int) -> tuple[np.ndarray, dict]:
     imported = time.perf_counter()
     asset = Asset.objects.get(code=code)
     sensors = list(asset.sensors.order_by("pk"))
-    aware = [t.astype(datetime).replace(tzinfo=UTC) for t in (times[0], times[BASELINE_READINGS], times[-1])]
+    aware = [to_aware(t) for t in (times[0], times[BASELINE_READINGS], times[-1])]
     models_train_normal(assets=[asset], sensors=sensors, start=aware[0], end=aware[1], window=window)
     clear_model_cache()  # this process scores with the version just registered
     # The labels (for the record: evaluation reads the file's own column); SKAB's faults (valves, cavitation,
@@ -101,9 +102,7 @@ def run_file(path: Path, code: str, window: int) -> tuple[np.ndarray, dict]:
     test = times[BASELINE_READINGS:]
     flags = np.zeros(len(test), dtype=bool)
     for start, end in Anomaly.objects.filter(sensor__asset=asset).values_list("start", "end"):
-        begin = np.datetime64(start.astimezone(UTC).replace(tzinfo=None), "us")
-        finish = np.datetime64(end.astimezone(UTC).replace(tzinfo=None), "us")
-        flags |= (test >= begin) & (test <= finish)
+        flags |= (test >= to_us(start)) & (test <= to_us(end))
     return flags, {"import_s": imported - started, "train_s": trained - imported, "score_s": scored - trained}
 
 

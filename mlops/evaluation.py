@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlops.features import Windows
+from mlops.features import Windows, to_us
 
 
 @dataclass
@@ -24,8 +24,7 @@ def label_windows(windows: Windows, labels, *, unlabelled_kinds) -> Labels:
     fault = np.full(len(windows), -1, dtype=np.int64)
     excluded = np.zeros(len(windows), dtype=bool)
     for label in labels:
-        start = np.datetime64(label.start.replace(tzinfo=None), "us")
-        end = np.datetime64(label.end.replace(tzinfo=None), "us")
+        start, end = to_us(label.start), to_us(label.end)
         overlaps = (windows.sensor_pk == label.sensor_id) & (windows.start <= end) & (windows.end >= start)
         if label.kind in unlabelled_kinds:
             excluded |= overlaps
@@ -56,16 +55,13 @@ def faults_from_labels(labels, *, intervals: dict[int, int], unlabelled_kinds=()
     """``labels`` (FaultLabel rows) as Faults, without ``unlabelled_kinds``; ``intervals``: seconds, by sensor pk."""
     kept = [label for label in labels if label.kind not in unlabelled_kinds]
 
-    def moment(value) -> np.datetime64:
-        return np.datetime64(value.replace(tzinfo=None), "us")
-
     return Faults(
         pk=np.array([label.pk for label in kept], dtype=np.int64),
         sensor_pk=np.array([label.sensor_id for label in kept], dtype=np.int64),
         kind=np.array([str(label.kind) for label in kept], dtype=object),
-        start=np.array([moment(label.start) for label in kept], dtype="datetime64[us]"),
+        start=np.array([to_us(label.start) for label in kept], dtype="datetime64[us]"),
         end=np.array(
-            [moment(label.end) + np.timedelta64(int(intervals[label.sensor_id]) * 1_000_000, "us") for label in kept],
+            [to_us(label.end) + np.timedelta64(int(intervals[label.sensor_id]) * 1_000_000, "us") for label in kept],
             dtype="datetime64[us]",
         ),
     )

@@ -37,6 +37,7 @@ plain loop per window, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -122,6 +123,16 @@ class Windows:
             self.slot[mask],
             self.slot_start[mask],
         )
+
+
+def to_us(moment: datetime) -> np.datetime64:
+    """An aware datetime as the naive UTC microseconds every Series and Windows holds."""
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def to_aware(moment: np.datetime64) -> datetime:
+    """The other way: naive UTC (any numpy unit) as an aware datetime."""
+    return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
 
 
 def span_of(interval: int, window: int) -> np.timedelta64:

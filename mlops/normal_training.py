@@ -27,7 +27,7 @@ from django.db.models import Max, Q
 
 from mlops import registry
 from mlops.choices import AlertStatus
-from mlops.features import Series
+from mlops.features import Series, to_aware, to_us
 from mlops.models import Alert, Anomaly
 from mlops.normal import SENSOR_FEATURES, AssetFrame, AssetModel, asset_frame
 from mlops.selectors import fault_labels, sensor_series
@@ -83,10 +83,6 @@ def frame_from_long(readings: pd.DataFrame, entry: dict, *, window: int) -> Asse
     return asset_frame(series, list(entry["model"]["sensors"]), window=window)
 
 
-def _aware(moment: np.datetime64) -> datetime:
-    return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
-
-
 def baseline_period(asset: Asset, *, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime, bool]:
     """(start, end, chosen): the period the asset's normal model learns from.
 
@@ -105,11 +101,12 @@ def baseline_period(asset: Asset, *, start: datetime | None, end: datetime | Non
     return end - timedelta(days=settings.NORMAL_BASELINE_DAYS), end, False
 
 
-def excluded_spans(sensors: list[Sensor], start: datetime, end: datetime, *, chosen: bool) -> list[tuple]:
-    """Spans (start, end) of the baseline period that are not normal: labelled faults of every kind, and unless
-    staff chose the period, the alerts (open or resolved) and anomalies found on the asset's sensors."""
+def excluded_spans(sensors: list[Sensor], start: datetime, end: datetime, *, chosen: bool, labels: list) -> list[tuple]:
+    """Spans (start, end) of the baseline period that are not normal: ``labels`` (the sensors' fault labels of the
+    period, every kind), and unless staff chose the period, the alerts (open or resolved) and anomalies found on
+    the asset's sensors."""
     pks = [sensor.pk for sensor in sensors]
-    spans = [(label.start, label.end) for label in fault_labels(sensor_pks=pks, start=start, end=end)]
+    spans = [(label.start, label.end) for label in labels]
     if not chosen:
         spans += list(Anomaly.objects.filter(sensor__in=pks, end__gte=start, start__lt=end).values_list("start", "end"))
         alerts = Alert.objects.filter(sensor__in=pks, opened_at__lt=end).filter(
@@ -125,8 +122,7 @@ def excluded_spans(sensors: list[Sensor], start: datetime, end: datetime, *, cho
 def _normal_rows(frame: AssetFrame, spans: list[tuple]) -> np.ndarray:
     keep = np.ones(len(frame), dtype=bool)
     for begin, finish in spans:
-        b = np.datetime64(begin.astimezone(UTC).replace(tzinfo=None), "us")
-        f = np.datetime64(finish.astimezone(UTC).replace(tzinfo=None), "us")
+        b, f = to_us(begin), to_us(finish)
         keep &= ~((frame.slot_start <= f) & (frame.slot_end > b))
     return keep
 
@@ -155,7 +151,8 @@ def fit_asset(
         return None, f"no readings from {begin:%Y-%m-%d %H:%M} to {finish:%Y-%m-%d %H:%M} UTC"
     chosen_series = [by_pk[sensor.pk] for sensor in present]
     frame = asset_frame(chosen_series, [sensor.sensor_id for sensor in present], window=window)
-    keep = _normal_rows(frame, excluded_spans(present, begin, finish, chosen=chosen))
+    labels = fault_labels(sensor_pks=[sensor.pk for sensor in present], start=begin, end=finish)
+    keep = _normal_rows(frame, excluded_spans(present, begin, finish, chosen=chosen, labels=labels))
     baseline = _subset(frame, keep)
     try:
         model = AssetModel.fit(
@@ -165,15 +162,13 @@ def fit_asset(
         )
     except ValueError as exc:
         return None, str(exc)
-    evaluation = _evaluate(
-        model, frame, keep, present, fault_labels(sensor_pks=[s.pk for s in present], start=begin, end=finish)
-    )
+    evaluation = _evaluate(model, frame, keep, present, labels)
     return {
         "model": model.params,
         "intervals": [sensor.sampling_interval for sensor in present],
         "baseline": {
-            "start": _aware(baseline.slot_start[0]).isoformat(),
-            "end": _aware(baseline.slot_end[-1]).isoformat(),
+            "start": to_aware(baseline.slot_start[0]).isoformat(),
+            "end": to_aware(baseline.slot_end[-1]).isoformat(),
             "windows": len(baseline),
             "left_out": int((~keep).sum()),
             "chosen": chosen,
@@ -196,8 +191,7 @@ def _evaluate(model: AssetModel, frame: AssetFrame, normal: np.ndarray, sensors:
     for label in labels:
         if label.kind in UNLABELLED_KINDS or label.sensor_id not in column:
             continue
-        begin = np.datetime64(label.start.astimezone(UTC).replace(tzinfo=None), "us")
-        finish = np.datetime64(label.end.astimezone(UTC).replace(tzinfo=None), "us")
+        begin, finish = to_us(label.start), to_us(label.end)
         rows = (frame.slot_start <= finish) & (frame.slot_end > begin)
         found = bool(flagged[rows, column[label.sensor_id]].any())
         kinds.setdefault(label.kind, [0, 0])
@@ -217,7 +211,9 @@ def _champion_fleet(mlflow_client, name: str) -> dict | None:
         version = mlflow_client.get_model_version_by_alias(name, registry.CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version.version}").unwrap_python_model().fleet
+    from mlops.scoring import load_normal_fleet
+
+    return load_normal_fleet(name, version.version)
 
 
 def train_normal(

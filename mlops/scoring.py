@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -18,7 +18,17 @@ from django.db.models import Q
 
 from mlops import registry
 from mlops.choices import UNKNOWN_DEPARTURE
-from mlops.features import EPOCH, FEATURES, HISTORY_WINDOWS, Series, build_windows, slot_of, span_of
+from mlops.features import (
+    EPOCH,
+    FEATURES,
+    HISTORY_WINDOWS,
+    Series,
+    build_windows,
+    slot_of,
+    span_of,
+    to_aware,
+    to_us,
+)
 from mlops.selectors import sensor_peer_groups, sensor_series
 from sensors.models import Asset, Sensor
 
@@ -175,13 +185,17 @@ def _load(name: str, version: str) -> CachedModel:
 
 @registry.translate_errors
 def _load_normal(name: str, version: str) -> CachedModel:
+    return CachedModel(name, version, load_normal_fleet(name, version))
+
+
+def load_normal_fleet(name: str, version: str) -> dict:
+    """The fleet dict (every asset's normal model) of a registered version of the normal-behaviour model."""
     import mlflow.pyfunc
 
     registry.configure()
     # suppress_warnings: no comparison of the packages installed with the model's requirements (0.9 s of every
     # scoring process's start); the model is JSON parameters read by mlops.normal, not a pickled estimator.
-    fleet = mlflow.pyfunc.load_model(f"models:/{name}/{version}", suppress_warnings=True).unwrap_python_model().fleet
-    return CachedModel(name, version, fleet)
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}", suppress_warnings=True).unwrap_python_model().fleet
 
 
 @dataclass
@@ -201,23 +215,15 @@ class Scoring:
     scored_until: dict[int, datetime]
 
 
-def _us(moment: datetime) -> np.datetime64:
-    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
-
-
-def _aware(moment: np.datetime64) -> datetime:
-    return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
-
-
 def window_floor(moment: datetime, *, sensor: Sensor, window: int) -> datetime:
     """The start of the window of ``sensor`` that contains ``moment``."""
     span = span_of(sensor.sampling_interval, window)
-    return _aware(EPOCH + span * int(slot_of(np.array([_us(moment)]), span)[0]))
+    return to_aware(EPOCH + span * int(slot_of(np.array([to_us(moment)]), span)[0]))
 
 
 def _first_slot(since: datetime, span: np.timedelta64) -> int:
     """The number of the first window starting at or after ``since`` (rounded up to a window boundary)."""
-    return -int(slot_of(np.array([_us(since)]), -span)[0])
+    return -int(slot_of(np.array([to_us(since)]), -span)[0])
 
 
 def lookback_starts(
@@ -259,7 +265,8 @@ def lookback_starts(
         served = [begin for begin in served if begin is not None]
         if served:
             everyone.append(sensor)
-            starts[sensor.pk] = _aware(min(served) - span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1))
+            lookback = span_of(sensor.sampling_interval, window) * (HISTORY_WINDOWS + 1)
+            starts[sensor.pk] = to_aware(min(served) - lookback)
     return everyone, starts
 
 
@@ -314,14 +321,14 @@ def score_windows(
     series = _run_series(sensors=everyone, starts=starts, until=until)
     windows = build_windows(series, window=window)
 
-    until_us, late_us = _us(until), _us(until - grace)
+    until_us, late_us = to_us(until), to_us(until - grace)
     spans_all = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in everyone}
     # Per series read: the start of its first window not ready yet (from the first window scored of those whose
     # peer it is: its own look-back start plus the HISTORY_WINDOWS + 1 windows read before it).
     ready_until: dict[int, np.datetime64] = {}
     for item in series:
         span = spans_all[item.sensor_pk]
-        begin = _us(starts[item.sensor_pk]) + span * (HISTORY_WINDOWS + 1)
+        begin = to_us(starts[item.sensor_pk]) + span * (HISTORY_WINDOWS + 1)
         first = first_slot.get(item.sensor_pk, int(slot_of(np.array([begin]), span)[0]))
         ready_until[item.sensor_pk] = _ready_until(item.times, span, first, until_us, late_us, window)
     # The peers of each sensor scored among the series read (those without readings in the look-back cannot
@@ -361,7 +368,7 @@ def score_windows(
         waiting = np.flatnonzero(~ready)
         stop = first + (int(waiting[0]) if len(waiting) else len(ends))
         if stop > first:
-            scored_until[sensor.pk] = _aware(EPOCH + span * stop)
+            scored_until[sensor.pk] = to_aware(EPOCH + span * stop)
             bounds[sensor.pk] = (first, stop)
     if not bounds or not len(windows):
         return Scoring(champion, [], scored_until)
@@ -378,7 +385,7 @@ def score_windows(
     return Scoring(
         champion,
         [
-            ScoredWindow(int(pk), _aware(s), _aware(e), float(p))
+            ScoredWindow(int(pk), to_aware(s), to_aware(e), float(p))
             for pk, s, e, p in zip(
                 windows.sensor_pk[wanted], windows.slot_start[wanted], windows.end[wanted], probabilities, strict=True
             )
@@ -472,7 +479,7 @@ def _run_series(
         item = cache[sensor.pk][2]
         if item is None:
             continue
-        first = int(np.searchsorted(item.times, _us(starts[sensor.pk])))
+        first = int(np.searchsorted(item.times, to_us(starts[sensor.pk])))
         if first < len(item.times):
             series.append(
                 item
@@ -515,10 +522,10 @@ def normal_verdicts(
         if entry is None:
             continue
         longest = max(span_of(interval, window) for interval in entry["intervals"])
-        first = _aware(_us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1))
+        first = to_aware(to_us(min(item.start for item in mine)) - longest * (DRIFT_WINDOWS + 1))
         key = (normal.name, normal.version, asset.code, first, until, window)
         if scored is None or key not in scored:
-            wanted[asset_pk] = (first, set(entry["model"]["sensors"]), _us(min(item.start for item in mine)))
+            wanted[asset_pk] = (first, set(entry["model"]["sensors"]), to_us(min(item.start for item in mine)))
         plans.append((asset, mine, entry, key))
     on_assets: dict[int, dict[str, Sensor]] = {}
     present, starts, ahead = [], {}, {}
@@ -531,7 +538,7 @@ def normal_verdicts(
             # Read as far back as scoring the sensor's own windows from the same time will (lookback_starts), so
             # that the run's pass over its type finds its readings read.
             span = span_of(sensor.sampling_interval, window)
-            ahead[sensor.pk] = min(first, _aware(earliest - span * (HISTORY_WINDOWS + 1)))
+            ahead[sensor.pk] = min(first, to_aware(earliest - span * (HISTORY_WINDOWS + 1)))
     read = _run_series(sensors=present, starts=starts, until=until, ahead=ahead) if present else []
     series = {item.sensor_pk: item for item in read}
     # Explanations (and the kind) only for windows either detector scores at ANOMALY_THRESHOLD or above: only those
@@ -561,7 +568,7 @@ def normal_verdicts(
         factor = max(asset.threshold_factor, 0.1)
         columns = {sensor_id: index for index, sensor_id in enumerate(model.params["sensors"])}
         # The frame row ending with each window, all of the asset's windows at once.
-        starts_us = np.array([_us(item.start) for item in mine], dtype="datetime64[us]")
+        starts_us = np.array([to_us(item.start) for item in mine], dtype="datetime64[us]")
         spans_us = np.array([span_of(by_pk[item.sensor_pk].sampling_interval, window) for item in mine])
         rows = np.searchsorted(frame.slot_end, starts_us + spans_us, side="right") - 1
         for item, row, start_us in zip(mine, rows.tolist(), starts_us, strict=True):
