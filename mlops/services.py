@@ -419,7 +419,27 @@ def alert_acknowledge(*, alert, user) -> None:
         alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
 
 
-def alert_resolve(*, alert, user=None) -> None:
+# Callables returning a queryset of the pks of alerts that must stay unresolved (say, alerts with active work
+# orders, registered by maintenance without mlops importing it): neither the rules nor staff resolve those.
+_resolution_holds: list = []
+
+
+def register_resolution_hold(held) -> None:
+    if held not in _resolution_holds:
+        _resolution_holds.append(held)
+
+
+def _not_held(alerts: QuerySet) -> QuerySet:
+    for held in _resolution_holds:
+        alerts = alerts.exclude(pk__in=held())
+    return alerts
+
+
+def alert_resolve(*, alert, user=None, force: bool = False) -> None:
+    """Resolve ``alert``. One held open (an active work order) is left open unless ``force``: the work order's
+    completion resolves it that way."""
+    if not force and alert.status != AlertStatus.RESOLVED and not _not_held(type(alert).objects.filter(pk=alert.pk)):
+        return
     if alert.status != AlertStatus.RESOLVED:
         alert.status = AlertStatus.RESOLVED
         alert.resolved_at = timezone.now()
@@ -487,10 +507,8 @@ def alerts_check_rules(*, now: datetime | None = None) -> dict:
 def _resolve_condition(sensor: Sensor, kind: str) -> int:
     from mlops.models import Alert
 
-    return (
-        Alert.objects.filter(sensor=sensor, kind=kind)
-        .exclude(status=AlertStatus.RESOLVED)
-        .update(status=AlertStatus.RESOLVED, resolved_at=timezone.now())
+    return _not_held(Alert.objects.filter(sensor=sensor, kind=kind).exclude(status=AlertStatus.RESOLVED)).update(
+        status=AlertStatus.RESOLVED, resolved_at=timezone.now()
     )
 
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "sensors",
     "readings",
     "mlops",
+    "maintenance",
 ]
 
 MIDDLEWARE = [
@@ -328,6 +329,23 @@ ALERT_MAIL_CLAIM_TIMEOUT = env.int("ALERT_MAIL_CLAIM_TIMEOUT", default=600)
 # digest mail listing them, instead of one mail each.
 ALERT_DIGEST_THRESHOLD = env.int("ALERT_DIGEST_THRESHOLD", default=10)
 
+# --- Work orders (maintenance) ----------------------------------------------------
+# Service levels: hours from a work order's creation to its due date, by priority, as "priority=hours" pairs.
+# A priority left out keeps its default (urgent 4, high 24, medium 72, low 168).
+WORK_ORDER_SERVICE_LEVELS = {"urgent": 4, "high": 24, "medium": 72, "low": 168} | {
+    key.strip(): int(value)
+    for key, value in (
+        pair.split("=", 1) for pair in env.list("WORK_ORDER_SERVICE_LEVELS", default=[]) if "=" in pair
+    )
+}
+# Attachments: the largest file accepted, in bytes, and the content types accepted (photos and PDFs by default).
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+ATTACHMENT_CONTENT_TYPES = env.list(
+    "ATTACHMENT_CONTENT_TYPES", default=["image/jpeg", "image/png", "image/webp", "image/heic", "application/pdf"]
+)
+# How often the overdue work order reminder runs (seconds); each overdue work order is reminded once.
+JOBS_OVERDUE_REMINDER_SECONDS = env.int("JOBS_OVERDUE_REMINDER_SECONDS", default=900)
+
 # --- Auth --------------------------------------------------------------------
 # django-axes first: it refuses a locked-out account or address before any password is hashed
 # (so a password-guessing loop costs no CPU once locked out), then Django checks the password.
@@ -393,6 +411,24 @@ WHITENOISE_MANIFEST_STRICT = False
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=Path(VAR_DIR) / "media")
+# Uploaded files (work order attachments): S3 (django-storages) when AWS_STORAGE_BUCKET_NAME is set, under the
+# prefix MEDIA_S3_PREFIX, with links signed for ATTACHMENT_URL_SECONDS; MEDIA_ROOT on the local disk otherwise.
+# They are never served from MEDIA_URL: a view checks who asks first (maintenance.views).
+ATTACHMENT_URL_SECONDS = env.int("ATTACHMENT_URL_SECONDS", default=300)
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            "location": env.str("MEDIA_S3_PREFIX", default="media"),
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": ATTACHMENT_URL_SECONDS,
+        },
+    }
 
 # --- Mail ----------------------------------------------------------------------
 # Every mail setting has a default, so a missing one never stops startup;
@@ -453,6 +489,7 @@ CELERY_TASK_ROUTES = {
     "mlops.readings_score_pending": {"queue": "scoring"},
     "mlops.alerts_notify": {"queue": "mail"},
     "mlops.models_retrain": {"queue": "training"},
+    "maintenance.work_orders_remind_overdue": {"queue": "mail"},
 }
 # One task at a time per worker process: a long one never holds others that another process could run.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
