@@ -328,6 +328,11 @@ ALERT_MAIL_CLAIM_TIMEOUT = env.int("ALERT_MAIL_CLAIM_TIMEOUT", default=600)
 # More alerts than this for one subscriber in one mail run (a site gone stale, an SMTP outage's backlog): one
 # digest mail listing them, instead of one mail each.
 ALERT_DIGEST_THRESHOLD = env.int("ALERT_DIGEST_THRESHOLD", default=10)
+# An alert whose mail failed (SMTP down, hung, an address refused for now) is tried again by the next mail run
+# after its first failure, then after ALERT_MAIL_RETRY_BACKOFF seconds, doubling with each failure up to
+# ALERT_MAIL_RETRY_BACKOFF_MAX; every attempt is counted and its error kept on the alert.
+ALERT_MAIL_RETRY_BACKOFF = env.int("ALERT_MAIL_RETRY_BACKOFF", default=60)
+ALERT_MAIL_RETRY_BACKOFF_MAX = env.int("ALERT_MAIL_RETRY_BACKOFF_MAX", default=3600)
 
 # --- Work orders (maintenance) ----------------------------------------------------
 # Service levels: hours from a work order's creation to its due date, by priority, as "priority=hours" pairs.
@@ -490,6 +495,8 @@ CELERY_TASK_ROUTES = {
     "mlops.alerts_notify": {"queue": "mail"},
     "mlops.models_retrain": {"queue": "training"},
     "maintenance.work_orders_remind_overdue": {"queue": "mail"},
+    # Ingest side: after readings arrive, a scoring run is queued within SCORING_AFTER_INGEST_SECONDS.
+    "mlops.readings_ingested": {"queue": "ingest"},
 }
 # One task at a time per worker process: a long one never holds others that another process could run.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -506,6 +513,14 @@ JOBS_SCORING_SECONDS = env.int("JOBS_SCORING_SECONDS", default=60)
 JOBS_ALERT_RULES_SECONDS = env.int("JOBS_ALERT_RULES_SECONDS", default=60)
 JOBS_ALERT_MAIL_SECONDS = env.int("JOBS_ALERT_MAIL_SECONDS", default=60)
 JOBS_RETRAINING_CRONTAB = env.str("JOBS_RETRAINING_CRONTAB", default="0 3 * * 0")
+# Pruning the logs, daily at 04:30: scoring runs older than SCORING_RUNS_KEEP_DAYS (mlops.scoring_runs_prune).
+# Task results older than CELERY_RESULT_EXPIRES_DAYS go by Celery's own cleanup, which beat runs daily at 04:00.
+JOBS_PRUNE_CRONTAB = env.str("JOBS_PRUNE_CRONTAB", default="30 4 * * *")
+SCORING_RUNS_KEEP_DAYS = env.int("SCORING_RUNS_KEEP_DAYS", default=30)
+# Seconds after readings arrive through the API within which a scoring run is queued (the ingest queue's
+# mlops.readings_ingested; one per this many seconds however many batches come), so that a window a reading
+# completes is scored then, not at the next scheduled run. 0: scheduled runs only.
+SCORING_AFTER_INGEST_SECONDS = env.int("SCORING_AFTER_INGEST_SECONDS", default=10)
 # Health of the background side (manage.py doctor, the worker and beat containers' health checks): seconds to wait
 # for workers to answer a ping; beat counts as stopped when no job was sent for BEAT_STALE_SECONDS (beat records
 # the jobs' last runs every 3 minutes, so keep it above that and above the shortest job's period).
