@@ -4,20 +4,35 @@ mail subscriptions, and the MLflow registry pages (mlops.admin_views) linked int
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from mlops import admin_views
+from mlops.choices import AlertMailState
 from mlops.models import Alert, AlertSubscription, Anomaly, ScoringRun
+from mlops.selectors import alert_condition_active, severity_rank
 from mlops.services import alert_acknowledge, alert_resolve, anomaly_why
 
 MEDIA_CSS = {"all": ["css/admin/console.css", "mlops/admin.css"]}
+# The alert page charts its sensor around the alert with the sensor page's own chart.
+CHART_MEDIA = {
+    "js": ["vendor/uplot/uPlot.iife.min.js", "js/admin/sensor_chart.js"],
+    "css": {"all": ["vendor/uplot/uPlot.min.css", "css/admin/console.css", "mlops/admin.css"]},
+}
+# How much of the sensor's signal the alert page charts before the alert opened, and after it was resolved.
+ALERT_CHART_BEFORE = timedelta(hours=6)
+ALERT_CHART_AFTER = timedelta(hours=1)
+ALERT_CHART_LONGEST = timedelta(days=30)
 
 
 def badge(kind: str, value: str, label: str):
@@ -122,14 +137,13 @@ class AlertAdmin(admin.ModelAdmin):
         "sensor",
         "opened_at",
         "last_seen_at",
-        "notified_at",
-        "notify_attempts",
+        "mail",
     ]
     list_display_links = ["title"]
-    list_filter = ["status", "severity", "kind"]
+    list_filter = ["status", "severity", "kind", "sensor__asset__site"]
     list_select_related = ["sensor"]
     search_fields = ["title", "sensor__sensor_id"]
-    readonly_fields = ["opened_at", "last_seen_at"]
+    readonly_fields = ["opened_at", "last_seen_at", "mail"]
     fieldsets = [
         (None, {"fields": ["title", "sensor", "kind", "severity", "status", "detail", "anomaly"]}),
         (
@@ -149,6 +163,7 @@ class AlertAdmin(admin.ModelAdmin):
             "Mail",
             {
                 "fields": [
+                    "mail",
                     "notify_state",
                     "notified_at",
                     "notified_to",
@@ -189,11 +204,34 @@ class AlertAdmin(admin.ModelAdmin):
         ]
         return transitions + super().get_urls()
 
+    def get_queryset(self, request):
+        # ModelAdmin.get_queryset orders before an annotation could be added: the rank is annotated first here.
+        alerts = self.model._default_manager.get_queryset().annotate(severity_rank=severity_rank())
+        return alerts.order_by(*self.get_ordering(request))
+
+    def get_ordering(self, request):
+        # By severity's rank (critical, warning, info; not alphabetically), then newest first, as the dashboard.
+        return ["-severity_rank", "-opened_at"]
+
+    @property
+    def media(self):
+        return super().media + forms.Media(**CHART_MEDIA)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Alerts", **(extra_context or {})})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # The alert's page is read-only; its Acknowledge and Resolve buttons are the list actions, one alert at a
         # time, so staff arriving from the dashboard can act where they read it.
         can_act = super().has_change_permission(request)
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_act": can_act})
+        extra = {**(extra_context or {}), "can_act": can_act}
+        alert = self.get_object(request, unquote(object_id))
+        if alert is not None:
+            extra["title"] = f"Alert: {alert.title}"
+            extra["condition_active"] = alert_condition_active(alert)
+            if request.user.has_perm("readings.view_reading"):
+                extra.update(alert_chart_context(alert))
+        return super().change_view(request, object_id, form_url, extra)
 
     def transition_view(self, request, object_id, action):
         if request.method != "POST":
@@ -203,7 +241,23 @@ class AlertAdmin(admin.ModelAdmin):
         getattr(self, action)(request, Alert.objects.filter(pk=object_id))
         return HttpResponseRedirect(reverse("admin:mlops_alert_change", args=[object_id]))
 
-    @admin.display(description="severity", ordering="severity")
+    @admin.display(description="mail")
+    def mail(self, obj):
+        """What mailing the alert really did: sent (to how many, when), nobody subscribed, pending or failing."""
+        if obj.notify_state == AlertMailState.NO_RECIPIENTS:
+            return "Nobody mailed: no subscriber for its severity"
+        if obj.notify_state == AlertMailState.SENT and obj.notified_at:
+            sent = len(obj.notified_to or ())
+            to = f"{sent} subscriber{'s' if sent != 1 else ''}" if sent else "subscribers"
+            return f"Mailed to {to}, {timezone.localtime(obj.notified_at):%Y-%m-%d %H:%M}"
+        if obj.notify_state == AlertMailState.SENDING:
+            return "Being sent"
+        if obj.notify_attempts:
+            error = f": {obj.notify_error[:120]}" if obj.notify_error else ""
+            return f"Not sent yet, {obj.notify_attempts} failed attempt{'s' if obj.notify_attempts != 1 else ''}{error}"
+        return "Not sent yet"
+
+    @admin.display(description="severity", ordering="severity_rank")
     def severity_badge(self, obj):
         return badge("severity", obj.severity, obj.get_severity_display())
 
@@ -215,8 +269,35 @@ class AlertAdmin(admin.ModelAdmin):
         _alert_action(alert_acknowledge, verb="acknowledged", skipped="not open")
     )
     resolve = admin.action(description="Resolve selected alerts", permissions=["change"])(
-        _alert_action(alert_resolve, verb="resolved", skipped="already resolved, or held open by an active work order")
+        _alert_action(alert_resolve, verb="resolved", skipped="already resolved")
     )
+
+
+def alert_chart_context(alert) -> dict:
+    """The alert's sensor charted around it, as its own page charts it (static/js/admin/sensor_chart.js): from
+    ALERT_CHART_BEFORE before it opened to ALERT_CHART_AFTER after it was resolved (to now while it is not)."""
+    from readings.selectors import sensor_chart
+
+    sensor = alert.sensor
+    now = timezone.now()
+    end = min(now, alert.resolved_at + ALERT_CHART_AFTER) if alert.resolved_at else now
+    start = max(alert.opened_at - ALERT_CHART_BEFORE, end - ALERT_CHART_LONGEST)
+    if start >= end:
+        start = end - ALERT_CHART_BEFORE
+    chart = sensor_chart(sensor=sensor, start=start, end=end)
+    return {
+        "alert_chart": {"start": start, "end": end, "points": chart["points"]},
+        "sensor_chart": {
+            **chart,
+            "sensor_id": sensor.sensor_id,
+            "unit": sensor.unit,
+            "normal_min": sensor.normal_min,
+            "normal_max": sensor.normal_max,
+            "timezone": timezone.get_current_timezone_name(),
+            "start": int(start.timestamp()),
+            "end": int(end.timestamp()),
+        },
+    }
 
 
 @admin.register(AlertSubscription)

@@ -6,15 +6,22 @@ class MlopsConfig(AppConfig):
     verbose_name = "Models and alerts"
 
     def ready(self):
-        from mlops.selectors import anomaly_chart_marks, dashboard_alerts
+        from mlops.selectors import alerts_summary, anomaly_chart_marks, dashboard_alerts, sensor_events
         from mlops.services import scoring_forget
-        from readings.selectors import register_alerts, register_chart_marks
+        from readings.selectors import (
+            register_alert_summary,
+            register_alerts,
+            register_chart_marks,
+            register_sensor_events,
+        )
         from readings.services import register_seed_reset
 
         # The console's dashboard and charts live in readings; this app adds
         # its alerts and anomalies to them without readings importing mlops.
         register_chart_marks(anomaly_chart_marks)
         register_alerts(dashboard_alerts)
+        register_alert_summary(alerts_summary)
+        register_sensor_events(sensor_events)
         # seed_data --reset (in readings) also deletes what scoring derived from the seeded readings.
         register_seed_reset(scoring_forget)
 
@@ -54,18 +61,6 @@ class MlopsConfig(AppConfig):
             task="mlops.alerts_notify",
             every=settings.JOBS_ALERT_MAIL_SECONDS,
             description="Mails open alerts not mailed yet, retrying failed sends with their attempt counted.",
-        )
-        from mlops.tasks import scoring_soon_after_ingest
-        from readings.services import register_after_ingest
-
-        # Readings are scored soon after they arrive, not only on the next scheduled run (the ingest queue).
-        register_after_ingest(scoring_soon_after_ingest)
-
-        jobs.register(
-            name="Prune scoring runs",
-            task="mlops.scoring_runs_prune",
-            crontab=settings.JOBS_PRUNE_CRONTAB,
-            description="Deletes scoring runs logged more than SCORING_RUNS_KEEP_DAYS ago (watermarks stay).",
         )
         jobs.register(
             name="Retrain models",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import numpy as np
 from django.db import connections
@@ -245,22 +246,202 @@ def anomaly_chart_marks(*, sensor: Sensor, start: datetime, end: datetime) -> li
 
 def dashboard_alerts(*, limit: int) -> list[dict]:
     """Unresolved alerts for the dashboard, most severe and newest first (registered with readings.selectors)."""
-    from django.db.models import Case, IntegerField, Value, When
     from django.urls import reverse
 
-    from mlops.choices import SEVERITY_RANK
-
-    rank = Case(
-        *(When(severity=severity, then=Value(value)) for severity, value in SEVERITY_RANK.items()),
-        output_field=IntegerField(),
-    )
-    alerts = alerts_unresolved().annotate(rank=rank).order_by("-rank", "-opened_at")[:limit]
+    alerts = alerts_unresolved().annotate(rank=severity_rank()).order_by("-rank", "-opened_at")[:limit]
     return [
         {
             "sensor_id": alert.sensor.sensor_id,
-            "title": f"[{alert.get_severity_display()}] {alert.title}",
+            "title": alert.title,
+            "severity": alert.severity,
+            "severity_label": alert.get_severity_display(),
+            "status": alert.status,
+            "status_label": alert.get_status_display(),
             "opened_at": alert.opened_at,
             "url": reverse("admin:mlops_alert_change", args=[alert.pk]),
+            "sensor_url": reverse("admin:sensors_sensor_change", args=[alert.sensor_id]),
         }
         for alert in alerts
     ]
+
+
+def severity_rank():
+    """Critical 2, warning 1, info 0: an expression to sort alerts by severity (by rank, not alphabetically)."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    from mlops.choices import SEVERITY_RANK
+
+    return Case(
+        *(When(severity=severity, then=Value(value)) for severity, value in SEVERITY_RANK.items()),
+        output_field=IntegerField(),
+    )
+
+
+UNRESOLVED_QUERY = "status__in=open,acknowledged"
+ALERT_GROUPS_SHOWN = 12
+
+
+def alerts_summary() -> dict:
+    """Open (unresolved) alerts counted by severity and by kind, and grouped by kind and site, most severe and
+    largest first, each with a link to the alert list filtered to it: one grouped query, however many alerts a
+    fleet-wide condition opened (registered with readings.selectors for the dashboard)."""
+    from django.db.models import Max
+    from django.urls import reverse
+
+    from mlops.choices import SEVERITY_RANK, AlertKind, AlertSeverity
+
+    base = reverse("admin:mlops_alert_changelist")
+    rows = list(
+        Alert.objects.exclude(status=AlertStatus.RESOLVED)
+        .values_list("severity", "kind", "sensor__asset__site")
+        .annotate(number=Count("pk"), newest=Max("opened_at"))
+        .order_by()
+    )
+    by_severity = {value: 0 for value in AlertSeverity.values}
+    by_kind = {value: 0 for value in AlertKind.values}
+    groups: dict[tuple[str, str], dict] = {}
+    for severity, kind, site, number, newest in rows:
+        by_severity[severity] = by_severity.get(severity, 0) + number
+        by_kind[kind] = by_kind.get(kind, 0) + number
+        group = groups.setdefault(
+            (kind, site), {"kind": kind, "site": site, "count": 0, "severity": severity, "newest": newest}
+        )
+        group["count"] += number
+        group["newest"] = max(group["newest"], newest)
+        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(group["severity"], 0):
+            group["severity"] = severity
+    severity_labels, kind_labels = dict(AlertSeverity.choices), dict(AlertKind.choices)
+    ordered = sorted(
+        groups.values(), key=lambda g: (-SEVERITY_RANK.get(g["severity"], 0), -g["count"], g["kind"], g["site"])
+    )
+    for group in ordered:
+        group["kind_label"] = kind_labels.get(group["kind"], group["kind"])
+        group["severity_label"] = severity_labels.get(group["severity"], group["severity"])
+        group["url"] = f"{base}?{UNRESOLVED_QUERY}&kind__exact={group['kind']}&" + urlencode(
+            {"sensor__asset__site__exact": group["site"]}
+        )
+    severities = sorted(by_severity, key=lambda value: -SEVERITY_RANK.get(value, 0))
+    return {
+        "total": sum(by_severity.values()),
+        "by_severity": [
+            {
+                "value": value,
+                "label": severity_labels.get(value, value),
+                "count": by_severity[value],
+                "url": f"{base}?{UNRESOLVED_QUERY}&severity__exact={value}",
+            }
+            for value in severities
+        ],
+        "by_kind": [
+            {
+                "value": value,
+                "label": kind_labels.get(value, value),
+                "count": count,
+                "url": f"{base}?{UNRESOLVED_QUERY}&kind__exact={value}",
+            }
+            for value, count in by_kind.items()
+            if count
+        ],
+        "groups": ordered[:ALERT_GROUPS_SHOWN],
+        "group_total": len(ordered),
+        "list_url": f"{base}?{UNRESOLVED_QUERY}",
+    }
+
+
+SENSOR_EVENTS_SHOWN = 10
+
+
+def sensor_events(*, sensor: Sensor) -> list[dict]:
+    """The sensor page's sections (registered with readings.selectors): the sensor's unresolved alerts, most
+    severe first, and its most recent anomalies with their scores, each linking to its page and to the full
+    list filtered to the sensor."""
+    from django.urls import reverse
+
+    alerts = (
+        Alert.objects.filter(sensor=sensor)
+        .exclude(status=AlertStatus.RESOLVED)
+        .annotate(rank=severity_rank())
+        .order_by("-rank", "-opened_at")
+    )
+    shown_alerts = list(alerts[: SENSOR_EVENTS_SHOWN + 1])
+    anomalies = list(Anomaly.objects.filter(sensor=sensor).order_by("-start")[: SENSOR_EVENTS_SHOWN + 1])
+    alert_list = reverse("admin:mlops_alert_changelist")
+    anomaly_list = reverse("admin:mlops_anomaly_changelist")
+    return [
+        {
+            "id": "sm-sensor-alerts",
+            "title": "Open alerts",
+            "empty": "No open alerts.",
+            "rows": [
+                {
+                    "text": alert.title,
+                    "url": reverse("admin:mlops_alert_change", args=[alert.pk]),
+                    "time": alert.opened_at,
+                    "badges": [
+                        (alert.severity, alert.get_severity_display()),
+                        (f"alert-{alert.status}", alert.get_status_display()),
+                    ],
+                }
+                for alert in shown_alerts[:SENSOR_EVENTS_SHOWN]
+            ],
+            "more": len(shown_alerts) > SENSOR_EVENTS_SHOWN,
+            "list_url": f"{alert_list}?sensor__id__exact={sensor.pk}",
+            "list_label": "All alerts of this sensor",
+        },
+        {
+            "id": "sm-sensor-anomalies",
+            "title": "Recent anomalies",
+            "empty": "No anomalies found by the models.",
+            "rows": [
+                {
+                    "text": f"score {anomaly.score:.2f}: {_anomaly_kind(anomaly.kind)}",
+                    "url": reverse("admin:mlops_anomaly_change", args=[anomaly.pk]),
+                    "time": anomaly.start,
+                    "badges": [],
+                    "score": anomaly.score,
+                }
+                for anomaly in anomalies[:SENSOR_EVENTS_SHOWN]
+            ],
+            "more": len(anomalies) > SENSOR_EVENTS_SHOWN,
+            "list_url": f"{anomaly_list}?sensor__id__exact={sensor.pk}",
+            "list_label": "All anomalies of this sensor",
+        },
+    ]
+
+
+def _anomaly_kind(kind: str) -> str:
+    return FaultKind(kind).label if kind in FaultKind.values else "departure from normal"
+
+
+def alert_condition_active(alert: Alert, *, now: datetime | None = None) -> str:
+    """Why ``alert``'s condition still holds ("" when it no longer does, or cannot be told): resolving it then
+    only brings it back at the next rule check (or scoring run), with a new mail."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from mlops.choices import AlertKind
+    from readings.selectors import fleet_status
+
+    if alert.status == AlertStatus.RESOLVED:
+        return ""
+    now = now or timezone.now()
+    sensor = alert.sensor
+    if alert.kind in (AlertKind.STALE, AlertKind.OFFLINE):
+        [state] = fleet_status(sensors=Sensor.objects.filter(pk=sensor.pk), now=now)
+        if state["connectivity"] == alert.kind:
+            if state["time"] is None:
+                return f"{sensor.sensor_id} has no readings."
+            return f"{sensor.sensor_id} is {alert.kind}, its last reading {state['age_seconds']:.0f} s old."
+        return ""
+    if alert.kind == AlertKind.OUT_OF_RANGE:
+        n = settings.ALERT_OUT_OF_RANGE_READINGS
+        recent = list(readings_shown().filter(sensor=sensor).order_by("-time").values_list("value", flat=True)[:n])
+        low, high = sensor.normal_min, sensor.normal_max
+        if len(recent) == n and all((low is not None and v < low) or (high is not None and v > high) for v in recent):
+            return f"the last {n} readings of {sensor.sensor_id} are outside its normal range (latest {recent[0]})."
+        return ""
+    if alert.kind == AlertKind.ANOMALY:
+        newest = Anomaly.objects.filter(sensor=sensor).order_by("-end").values_list("end", flat=True).first()
+        if newest is not None and newest >= alert.last_seen_at and now - newest <= timedelta(hours=1):
+            return f"the models still find anomalies on {sensor.sensor_id} (latest ending {newest:%Y-%m-%d %H:%M})."
+    return ""
