@@ -269,7 +269,7 @@ class AlertAdmin(admin.ModelAdmin):
         _alert_action(alert_acknowledge, verb="acknowledged", skipped="not open")
     )
     resolve = admin.action(description="Resolve selected alerts", permissions=["change"])(
-        _alert_action(alert_resolve, verb="resolved", skipped="already resolved")
+        _alert_action(alert_resolve, verb="resolved", skipped="already resolved, or held open by an active work order")
     )
 
 

@@ -62,6 +62,18 @@ class MlopsConfig(AppConfig):
             every=settings.JOBS_ALERT_MAIL_SECONDS,
             description="Mails open alerts not mailed yet, retrying failed sends with their attempt counted.",
         )
+        from mlops.tasks import scoring_soon_after_ingest
+        from readings.services import register_after_ingest
+
+        # Readings are scored soon after they arrive, not only on the next scheduled run (the ingest queue).
+        register_after_ingest(scoring_soon_after_ingest)
+
+        jobs.register(
+            name="Prune scoring runs",
+            task="mlops.scoring_runs_prune",
+            crontab=settings.JOBS_PRUNE_CRONTAB,
+            description="Deletes scoring runs logged more than SCORING_RUNS_KEEP_DAYS ago (watermarks stay).",
+        )
         jobs.register(
             name="Retrain models",
             task="mlops.models_retrain",

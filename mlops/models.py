@@ -81,6 +81,11 @@ class Alert(models.Model):
     )
     notify_attempts = models.PositiveIntegerField(default=0)
     notify_error = models.TextField(blank=True)
+    notify_next_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="After failed sends: no mail run tries again before this (the wait doubles with each attempt).",
+    )
 
     class Meta:
         ordering = ["-opened_at"]

@@ -419,7 +419,27 @@ def alert_acknowledge(*, alert, user) -> None:
         alert.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
 
 
-def alert_resolve(*, alert, user=None) -> None:
+# Callables returning a queryset of the pks of alerts that must stay unresolved (say, alerts with active work
+# orders, registered by maintenance without mlops importing it): neither the rules nor staff resolve those.
+_resolution_holds: list = []
+
+
+def register_resolution_hold(held) -> None:
+    if held not in _resolution_holds:
+        _resolution_holds.append(held)
+
+
+def _not_held(alerts: QuerySet) -> QuerySet:
+    for held in _resolution_holds:
+        alerts = alerts.exclude(pk__in=held())
+    return alerts
+
+
+def alert_resolve(*, alert, user=None, force: bool = False) -> None:
+    """Resolve ``alert``. One held open (an active work order) is left open unless ``force``: the work order's
+    completion resolves it that way."""
+    if not force and alert.status != AlertStatus.RESOLVED and not _not_held(type(alert).objects.filter(pk=alert.pk)):
+        return
     if alert.status != AlertStatus.RESOLVED:
         alert.status = AlertStatus.RESOLVED
         alert.resolved_at = timezone.now()
@@ -487,10 +507,8 @@ def alerts_check_rules(*, now: datetime | None = None) -> dict:
 def _resolve_condition(sensor: Sensor, kind: str) -> int:
     from mlops.models import Alert
 
-    return (
-        Alert.objects.filter(sensor=sensor, kind=kind)
-        .exclude(status=AlertStatus.RESOLVED)
-        .update(status=AlertStatus.RESOLVED, resolved_at=timezone.now())
+    return _not_held(Alert.objects.filter(sensor=sensor, kind=kind).exclude(status=AlertStatus.RESOLVED)).update(
+        status=AlertStatus.RESOLVED, resolved_at=timezone.now()
     )
 
 
@@ -674,8 +692,9 @@ def _alerts_claim(*, alert_ids: list[int] | None) -> tuple[list, datetime]:
 
     now = timezone.now()
     expired = now - timedelta(seconds=settings.ALERT_MAIL_CLAIM_TIMEOUT)
+    due = models.Q(notify_next_at__isnull=True) | models.Q(notify_next_at__lte=now)  # failed sends back off
     to_mail = Alert.objects.filter(status=AlertStatus.OPEN).filter(
-        models.Q(notify_state=AlertMailState.PENDING)
+        (models.Q(notify_state=AlertMailState.PENDING) & due)
         | models.Q(notify_state=AlertMailState.SENDING, notify_claimed_at__lt=expired)
     )
     if alert_ids is not None:
@@ -689,6 +708,19 @@ def _alerts_claim(*, alert_ids: list[int] | None) -> tuple[list, datetime]:
         if state == AlertMailState.SENDING:
             logger.warning("Alert %s: claimed for mail before %s and never finished; mailing it again.", pk, expired)
     return list(Alert.objects.filter(pk__in=pks).select_related("sensor").order_by("pk")), now
+
+
+def alert_mail_retry_delay(attempts: int) -> timedelta:
+    """How long an alert whose mail failed ``attempts`` times waits before a mail run tries it again.
+
+    None after the first failure (the next run tries again: a blip), then ALERT_MAIL_RETRY_BACKOFF seconds,
+    doubling with each further failure up to ALERT_MAIL_RETRY_BACKOFF_MAX: an SMTP server down for hours, or an
+    address refused for good, is not tried every minute.
+    """
+    if attempts <= 1:
+        return timedelta(0)
+    seconds = settings.ALERT_MAIL_RETRY_BACKOFF * 2 ** min(attempts - 2, 30)
+    return timedelta(seconds=min(seconds, settings.ALERT_MAIL_RETRY_BACKOFF_MAX))
 
 
 def _alert_mail_finish(
@@ -717,10 +749,26 @@ def _alert_mail_finish(
     else:
         fields["notify_attempts"] = models.F("notify_attempts") + 1
         if error is None:
-            fields.update(notified_at=timezone.now(), notify_error="")
+            fields.update(notified_at=timezone.now(), notify_error="", notify_next_at=None)
         else:
+            attempt = alert.notify_attempts + 1
             fields["notify_error"] = f"{type(error).__name__}: {error}"[:1000]
-            logger.warning("Alert %s not mailed (attempt %s): %s", alert.pk, alert.notify_attempts + 1, error)
+            fields["notify_next_at"] = timezone.now() + alert_mail_retry_delay(attempt)
+            logger.warning("Alert %s not mailed (attempt %s): %s", alert.pk, attempt, error)
     mine = Alert.objects.filter(pk=alert.pk, notify_state=AlertMailState.SENDING, notify_claimed_at=claimed_at)
     if not mine.update(**fields):
         logger.warning("Alert %s: the claim of this run was taken back before its mail finished.", alert.pk)
+
+
+def scoring_runs_prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete the scoring runs logged more than SCORING_RUNS_KEEP_DAYS ago (the Prune scoring runs job).
+
+    The log grows by one row per sensor type and scheduled run (about 11,000 a day at a one-minute cadence);
+    nothing reads old runs but staff looking back (the flags use each type's latest run). Where scoring
+    continues is the watermarks, which this never touches.
+    """
+    from mlops.models import ScoringRun
+
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SCORING_RUNS_KEEP_DAYS)
+    deleted, _ = ScoringRun.objects.filter(created_at__lt=cutoff).delete()
+    return {"deleted": deleted}

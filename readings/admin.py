@@ -20,7 +20,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from readings.admin_views import CONNECTIVITY, CUSTOM_RANGE, RANGES, chart_range, parse_moment, sensor_page_context
+from readings.admin_views import (
+    CONNECTIVITY,
+    CUSTOM_RANGE,
+    RANGES,
+    asset_page_context,
+    chart_range,
+    parse_moment,
+    sensor_page_context,
+)
 from readings.exports import ExportsBusy, readings_csv_response
 from readings.models import FaultLabel, Reading
 from readings.selectors import (
@@ -28,6 +36,7 @@ from readings.selectors import (
     attention_reasons,
     fleet_status,
     readings_in_range,
+    sensor_interval,
     sensor_latest_readings,
     sensor_sparklines,
     sensor_state,
@@ -225,6 +234,7 @@ class SensorAdmin(FleetSensorAdmin):
             context["readings_browser_url"] = reverse(
                 f"{self.admin_site.name}:readings_browse", current_app=self.admin_site.name
             )
+            context["plant_url"] = reverse(f"{self.admin_site.name}:plant", current_app=self.admin_site.name)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     # --- Exports --------------------------------------------------------------------------------------------------
@@ -241,7 +251,9 @@ class SensorAdmin(FleetSensorAdmin):
             raise PermissionDenied
         if request.GET.get("range") in RANGES:
             [reading] = sensor_latest_readings(sensor_pks=[sensor.pk]).values()
-            chosen = chart_range(request.GET, last_time=reading and reading["time"], now=timezone.now())
+            chosen = chart_range(
+                request.GET, last_time=reading and reading["time"], now=timezone.now(), interval=sensor_interval(sensor)
+            )
             start, end = chosen.start, chosen.end
         else:
             try:
@@ -263,7 +275,9 @@ class SensorAdmin(FleetSensorAdmin):
             ranges = {}
             for sensor in sensors:
                 reading = latest.get(sensor.pk)
-                ranges[sensor.pk] = chart_range(request.POST, last_time=reading and reading["time"], now=now)
+                ranges[sensor.pk] = chart_range(
+                    request.POST, last_time=reading and reading["time"], now=now, interval=sensor_interval(sensor)
+                )
             error = next((chosen.error for chosen in ranges.values() if chosen.error), "")
             if not error:
                 parts = (
@@ -317,9 +331,25 @@ admin.site.unregister(Asset)
 
 @admin.register(Asset)
 class AssetAdmin(FleetAssetAdmin):
-    """The asset list with how many of each asset's sensors need attention (one fleet status read per page)."""
+    """The asset list with how many of each asset's sensors need attention (one fleet status read per page); the
+    asset page with all its sensors charted on one time axis and the asset's place in its site."""
 
     list_display = [*FleetAssetAdmin.list_display[:-1], "attention", FleetAssetAdmin.list_display[-1]]
+
+    class Media:
+        js = CONSOLE_MEDIA["js"]
+        css = CONSOLE_MEDIA["css"]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not add and request.user.has_perm("readings.view_reading"):
+            name = self.admin_site.name
+
+            def sensor_url(pk):
+                return reverse(f"{name}:sensors_sensor_change", args=[pk], current_app=name)
+
+            context.update(asset_page_context(request, obj, sensor_url=sensor_url))
+            context["plant_url"] = reverse(f"{name}:plant", current_app=name)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path, reverse
 
-from readings.admin_views import dashboard_context, readings_browser_view
+from readings.admin_views import dashboard_context, plant_view, readings_browser_view
 
 
 class FleetAdminSite(admin.AdminSite):
@@ -25,11 +25,15 @@ class FleetAdminSite(admin.AdminSite):
     def get_urls(self):
         return [
             path("readings/browse/", self.admin_view(self.readings_browser), name="readings_browse"),
+            path("plant/", self.admin_view(self.plant), name="plant"),
             *super().get_urls(),
         ]
 
     def readings_browser(self, request):
         return readings_browser_view(request, self)
+
+    def plant(self, request):
+        return plant_view(request, self)
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)

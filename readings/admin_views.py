@@ -27,10 +27,12 @@ from readings.selectors import (
     chart_bucket,
     dashboard_flags,
     fleet_status,
+    plant_tree,
     readings_page,
     readings_recent_count,
     sensor_chart,
     sensor_events,
+    sensor_interval,
 )
 from sensors.choices import AssetStatus, SensorStatus
 from sensors.models import Asset, Sensor
@@ -79,12 +81,14 @@ def parse_moment(value: str | None) -> datetime | None:
     return forms.DateTimeField().clean(value)
 
 
-def chart_range(params: QueryDict | dict, *, last_time: datetime | None, now: datetime) -> ChartRange:
+def chart_range(
+    params: QueryDict | dict, *, last_time: datetime | None, now: datetime, interval: timedelta | None = None
+) -> ChartRange:
     """The range asked for by ``params``: ``range`` (1h, 24h, 7d, 30d; default 24h) or ``from``/``to``.
 
     A preset range ends now, or at the sensor's last reading when that is older than the range, so a sensor
     that has gone quiet shows its last signal rather than an empty chart. Bad custom bounds fall back to the
-    default range with ``error`` set.
+    default range with ``error`` set. ``interval`` is the sensor's sampling interval (see ``chart_bucket``).
     """
     key = params.get("range") or (CUSTOM_RANGE if params.get("from") or params.get("to") else DEFAULT_RANGE)
     if key == CUSTOM_RANGE:
@@ -102,7 +106,7 @@ def chart_range(params: QueryDict | dict, *, last_time: datetime | None, now: da
         key = DEFAULT_RANGE
     span = RANGES[key][1]
     if last_time is not None and last_time < now - span:
-        bucket = chart_bucket(span)
+        bucket = chart_bucket(span, interval=interval)
         end = bucket_floor(last_time, bucket) + bucket
         return ChartRange(key, end - span, end, anchored=True)
     return ChartRange(key, now - span, now)
@@ -156,7 +160,7 @@ def sensor_page_context(request, sensor: Sensor) -> dict:
     """The sensor page's chart over the chosen range, its newest readings and the range's links."""
     now = timezone.now()
     [state] = fleet_status(sensors=Sensor.objects.filter(pk=sensor.pk), now=now)
-    chosen = chart_range(request.GET, last_time=state["time"], now=now)
+    chosen = chart_range(request.GET, last_time=state["time"], now=now, interval=sensor_interval(sensor))
     chart = sensor_chart(sensor=sensor, start=chosen.start, end=chosen.end)
     latest, _ = readings_page(sensor=sensor, size=LATEST_ROWS)
     return {
@@ -173,17 +177,77 @@ def sensor_page_context(request, sensor: Sensor) -> dict:
             "range_query": chosen.query(),
             "events": sensor_events(sensor=sensor),
         },
-        "sensor_chart": {
-            **chart,
-            "sensor_id": sensor.sensor_id,
-            "unit": sensor.unit,
-            "normal_min": sensor.normal_min,
-            "normal_max": sensor.normal_max,
-            "timezone": timezone.get_current_timezone_name(),
-            "start": int(chosen.start.timestamp()),
-            "end": int(chosen.end.timestamp()),
-        },
+        "sensor_chart": _chart_payload(sensor, chart, chosen),
     }
+
+
+def _chart_payload(sensor: Sensor, chart: dict, chosen: ChartRange) -> dict:
+    """What the browser's chart (static/js/admin/sensor_chart.js) reads for one sensor."""
+    return {
+        **chart,
+        "sensor_id": sensor.sensor_id,
+        "unit": sensor.unit,
+        "normal_min": sensor.normal_min,
+        "normal_max": sensor.normal_max,
+        "timezone": timezone.get_current_timezone_name(),
+        "start": int(chosen.start.timestamp()),
+        "end": int(chosen.end.timestamp()),
+    }
+
+
+# --- Asset page -------------------------------------------------------------------------------------------------
+
+
+def asset_page_context(request, asset: Asset, *, sensor_url) -> dict:
+    """The asset page's signals: every sensor of the asset charted over one range, stacked on one time axis, and
+    the asset's place in its site. ``sensor_url(pk)`` is the sensor page's address."""
+    now = timezone.now()
+    sensors = list(asset.sensors.select_related("asset").order_by("sensor_type", "sensor_id"))
+    states = {state["sensor_id"]: state for state in fleet_status(sensors=asset.sensors.all(), now=now)}
+    times = [state["time"] for state in states.values() if state["time"] is not None]
+    chosen = chart_range(request.GET, last_time=max(times, default=None), now=now)
+    charts = []
+    for sensor in sensors:
+        chart = sensor_chart(sensor=sensor, start=chosen.start, end=chosen.end)
+        charts.append(
+            {
+                **_chart_payload(sensor, chart, chosen),
+                "name": sensor.name,
+                "url": sensor_url(sensor.pk),
+                "bucket": bucket_name(timedelta(seconds=chart["bucket_seconds"])),
+            }
+        )
+    site = plant_tree(sensors=Sensor.objects.filter(asset__site=asset.site), now=now)
+    return {
+        "asset_page": {
+            "range": chosen,
+            "ranges": [(key, label) for key, (label, _) in RANGES.items()],
+            "custom_range": CUSTOM_RANGE,
+            "sensors": [
+                {"sensor": sensor, "state": states[sensor.sensor_id], "chart": chart}
+                for sensor, chart in zip(sensors, charts, strict=True)
+            ],
+            "site": site[0] if site else None,
+        },
+        "asset_charts": charts,
+    }
+
+
+# --- Plant ------------------------------------------------------------------------------------------------------
+
+
+def plant_view(request, admin_site):
+    """Sites, their assets and their sensors, as a tree to move around a plant: each level links to its page."""
+    if not request.user.has_perm("sensors.view_sensor"):
+        raise PermissionDenied
+    tree = plant_tree(sensors=Sensor.objects.all())
+    context = {
+        **admin_site.each_context(request),
+        "title": "Plant: sites, assets and sensors",
+        "tree": tree,
+        "open_site": request.GET.get("site") or (tree[0]["site"] if len(tree) == 1 else ""),
+    }
+    return TemplateResponse(request, "admin/sensors/plant.html", context)
 
 
 # --- Readings browser -------------------------------------------------------------------------------------------

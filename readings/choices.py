@@ -9,12 +9,15 @@ class FaultKind(models.TextChoices):
     LEVEL_SHIFT = "level_shift", "Level shift"
     DRIFT = "drift", "Drift"
     DEGRADATION = "degradation", "Slow degradation"
+    # Not a fault: staff found nothing wrong here (a false alarm). Training reads it as normal operation.
+    NORMAL = "normal", "Normal (false alarm)"
 
 
 class FaultSource(models.TextChoices):
     SEED = "seed", "Injected by seed_data"
     MANUAL = "manual", "Labelled by staff"
     IMPORT = "import", "Imported with readings (import_readings)"
+    STAFF = "staff", "Recorded by staff as a work order's finding"
 
 
 class HoldoutShape(models.TextChoices):

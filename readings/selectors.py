@@ -15,6 +15,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from readings.aggregates import BUCKETS, ORIGIN, bucket_floor, readings_buckets
+from readings.choices import FaultKind
 from readings.models import FaultLabel, Reading
 from readings.timescale import HOURLY_VIEW, timescaledb_enabled
 from sensors.choices import SensorStatus
@@ -169,19 +170,21 @@ def fleet_status(*, sensors: QuerySet[Sensor], now: datetime | None = None) -> l
 _chart_mark_providers: list[Callable[..., list[dict]]] = []
 _alert_providers: list[Callable[..., list[dict]]] = []
 _flag_providers: list[Callable[..., list[dict]]] = []
-
 # An alert summary provider is called as provider() and returns {"total", "by_severity", "by_kind", "groups",
 # "list_url"}: the dashboard's totals and groups of open alerts (see mlops.selectors.alerts_summary).
 _alert_summary_providers: list[Callable[..., dict]] = []
 # A sensor events provider is called as provider(sensor=<Sensor>) and returns sections for the sensor page, each
 # {"title", "rows": [{"text", "url", "time", "badge": (kind, label) or None}], "total", "more_url"}.
 _sensor_event_providers: list[Callable[..., list[dict]]] = []
+
 CHART_MAX_POINTS = 2000
 CHART_MAX_MARKS = 1000
 SPARKLINE_HOURS = 24
 ATTENTION_LIMIT = 50
 RECENT_COUNT_CACHE_TIMEOUT = 60
-FAULTS_SERIES = "Labelled faults"
+# Chart buckets narrower than the API's (BUCKETS starts at a minute), for sensors that read more often.
+CHART_BUCKETS = [timedelta(seconds=seconds) for seconds in (1, 2, 5, 10, 15, 30)] + list(BUCKETS.values())
+DEFAULT_CHART_INTERVAL = timedelta(minutes=1)
 
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
@@ -215,9 +218,6 @@ def register_flags(provider: Callable[..., list[dict]]) -> Callable[..., list[di
     return provider
 
 
-def dashboard_flags(*, user) -> list[dict]:
-    """Every registered source's flags for ``user``, in registration order."""
-    return [flag for provider in _flag_providers for flag in provider(user=user)]
 def register_alert_summary(provider: Callable[..., dict]) -> Callable[..., dict]:
     """Add a source of open-alert totals and groups for the dashboard (registering twice adds it once)."""
     if provider not in _alert_summary_providers:
@@ -243,6 +243,9 @@ def sensor_events(*, sensor: Sensor) -> list[dict]:
     return [section for provider in _sensor_event_providers for section in provider(sensor=sensor)]
 
 
+def dashboard_flags(*, user) -> list[dict]:
+    """Every registered source's flags for ``user``, in registration order."""
+    return [flag for provider in _flag_providers for flag in provider(user=user)]
 
 
 def alerts_enabled() -> bool:
@@ -251,37 +254,64 @@ def alerts_enabled() -> bool:
 
 
 def sensor_chart_marks(*, sensor: Sensor, start: datetime, end: datetime) -> list[dict]:
-    """Periods to mark on ``sensor``'s chart over [start, end): its labelled faults, then those of the registered
-    providers (anomalies, once mlops registers them). Each {"series", "label", "start", "end"}, at most
-    CHART_MAX_MARKS per source."""
+    """Periods to mark on ``sensor``'s chart over [start, end): its labelled faults (a series per fault kind), then
+    those of the registered providers (anomalies, once mlops registers them). Each {"series", "label", "start",
+    "end"} and optionally "key" (what picks the series' colour: the fault kind), at most CHART_MAX_MARKS per
+    source."""
     labels = FaultLabel.objects.filter(sensor=sensor, start__lt=end, end__gte=start).order_by("start")
-    marks = [
-        {"series": FAULTS_SERIES, "label": label.get_kind_display(), "start": label.start, "end": label.end}
-        for label in labels[:CHART_MAX_MARKS]
-    ]
+    # One series per fault kind, in the kinds' order: each gets its own colour, legend entry and lane.
+    order = {kind: index for index, kind in enumerate(FaultKind.values)}
+    marks = sorted(
+        (
+            {
+                "series": label.get_kind_display(),
+                "key": label.kind,
+                "label": label.get_kind_display(),
+                "start": label.start,
+                "end": label.end,
+            }
+            for label in labels[:CHART_MAX_MARKS]
+        ),
+        key=lambda mark: (order.get(mark["key"], len(order)), mark["start"]),
+    )
     for provider in _chart_mark_providers:
         marks.extend(provider(sensor=sensor, start=start, end=end)[:CHART_MAX_MARKS])
     return marks
 
 
-def chart_bucket(span: timedelta, *, max_points: int = CHART_MAX_POINTS) -> timedelta:
-    """The narrowest bucket of BUCKETS that cuts ``span`` into at most ``max_points`` buckets, else whole days."""
+def chart_bucket(
+    span: timedelta, *, interval: timedelta | None = None, max_points: int = CHART_MAX_POINTS
+) -> timedelta:
+    """The narrowest bucket of CHART_BUCKETS that is no finer than ``interval`` (the sensor's expected sampling
+    interval; default a minute) and cuts ``span`` into at most ``max_points`` buckets, else whole days.
+
+    Never finer than the data: a sensor reading every 5 minutes charted in 1-minute buckets would fill one bucket
+    in five, and no two neighbours would join into a line.
+    """
+    interval = interval or DEFAULT_CHART_INTERVAL
     # An unaligned range touches one bucket more than span / width.
-    for width in BUCKETS.values():
-        if span <= width * (max_points - 1):
+    for width in CHART_BUCKETS:
+        if width >= interval and span <= width * (max_points - 1):
             return width
-    return _DAY * -(-span // (_DAY * (max_points - 1)))
+    days = max(-(-span // (_DAY * (max_points - 1))), -(-interval // _DAY))
+    return _DAY * days
+
+
+def sensor_interval(sensor: Sensor) -> timedelta:
+    """The sensor's expected time between readings."""
+    return timedelta(seconds=sensor.sampling_interval or DEFAULT_CHART_INTERVAL.total_seconds())
 
 
 def sensor_chart(*, sensor: Sensor, start: datetime, end: datetime, max_points: int = CHART_MAX_POINTS) -> dict:
     """What a sensor's chart draws over [start, end): mean, min and max per bucket, and the marks, on one x axis.
 
-    The points come from ``readings_buckets`` (the API's aggregates) with a bucket chosen by ``chart_bucket``, so
-    the browser never gets more than ``max_points`` of them whatever the range. Empty buckets are kept, as nulls,
+    The points come from ``readings_buckets`` (the API's aggregates) with a bucket chosen by ``chart_bucket`` from
+    the range and the sensor's sampling interval, so the browser never gets more than ``max_points`` of them
+    whatever the range, and never buckets finer than the sensor reads. Empty buckets are kept, as nulls,
     so gaps in the signal show as gaps in the line. x is bucket starts in Unix seconds; each mark series has, per
     bucket, 1 (and its label) where one of its marks overlaps the bucket, else null.
     """
-    bucket = chart_bucket(end - start, max_points=max_points)
+    bucket = chart_bucket(end - start, interval=sensor_interval(sensor), max_points=max_points)
     rows = readings_buckets(
         sensor_pk=sensor.pk, start=start, end=end, bucket=bucket, aggs=("avg", "min", "max"), fill="null"
     )
@@ -289,7 +319,10 @@ def sensor_chart(*, sensor: Sensor, start: datetime, end: datetime, max_points: 
     width = int(bucket.total_seconds())
     series: dict[str, dict] = {}
     for mark in sensor_chart_marks(sensor=sensor, start=start, end=end):
-        entry = series.setdefault(mark["series"], {"name": mark["series"], "values": [None] * len(x), "labels": {}})
+        entry = series.setdefault(
+            mark["series"],
+            {"name": mark["series"], "key": mark.get("key") or "", "values": [None] * len(x), "labels": {}},
+        )
         # Buckets [b, b + width) that overlap the mark's [start, end]; a mark of one instant still hits its bucket.
         first = bisect_right(x, mark["start"].timestamp() - width)
         last = bisect_right(x, mark["end"].timestamp())
@@ -301,6 +334,7 @@ def sensor_chart(*, sensor: Sensor, start: datetime, end: datetime, max_points: 
     marks = [
         {
             "name": entry["name"],
+            "key": entry["key"],
             "values": entry["values"],
             "labels": [", ".join(entry["labels"].get(index, ())) or None for index in range(len(x))],
         }
@@ -509,3 +543,28 @@ def readings_page(
         readings = readings.filter(time__lt=before)
     rows = list(readings.order_by("-time")[: size + 1])
     return rows[:size], len(rows) > size
+
+
+def plant_tree(*, sensors: QuerySet[Sensor], now: datetime | None = None) -> list[dict]:
+    """``sensors`` grouped site -> asset -> sensor, each sensor its ``fleet_status`` row plus "pk" and "name".
+
+    [{"site", "attention", "assets": [{"pk", "code", "name", "attention", "sensors": [...]}]}], sites and assets
+    in their natural order; "attention" counts the sensors that need it (see ``attention_reasons``). Two queries
+    plus the fleet status (latest readings from the cache), whatever the size of the plant.
+    """
+    sensors = sensors.select_related("asset").order_by("asset__site", "asset__code", "sensor_type", "sensor_id")
+    rows = list(sensors.values("pk", "sensor_id", "name", "asset_id", "asset__site", "asset__code", "asset__name"))
+    states = {state["sensor_id"]: state for state in fleet_status(sensors=sensors, now=now)}
+    sites: dict[str, dict] = {}
+    for row in rows:
+        state = {**states[row["sensor_id"]], "pk": row["pk"], "name": row["name"]}
+        site = sites.setdefault(row["asset__site"], {"site": row["asset__site"], "attention": 0, "assets": {}})
+        asset = site["assets"].setdefault(
+            row["asset_id"],
+            {"pk": row["asset_id"], "code": row["asset__code"], "name": row["asset__name"], "attention": 0},
+        )
+        asset.setdefault("sensors", []).append(state)
+        if attention_reasons(state):
+            asset["attention"] += 1
+            site["attention"] += 1
+    return [{**site, "assets": list(site["assets"].values())} for site in sites.values()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import struct
@@ -39,6 +40,8 @@ from readings.selectors import latest_cache_key, readings_shown
 from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
 from sensors.choices import SensorType
 from sensors.models import APIKey, Asset, Sensor, external_id_validator
+
+logger = logging.getLogger(__name__)
 
 READINGS_TABLE = Reading._meta.db_table
 STAGE_TABLE = "readings_stage"
@@ -300,7 +303,31 @@ def readings_ingest(
     if accepted:
         touched = [latest_cache_key(pk) for pk in set(pks)]
         transaction.on_commit(lambda: cache.delete_many(touched), using=using)
+        if _ingest_hooks:
+            sensor_pks = sorted(set(pks))
+            transaction.on_commit(lambda: _after_ingest(sensor_pks), using=using)
     return IngestResult(accepted=accepted, duplicates=len(batch) - accepted, errors=errors)
+
+
+# Apps that act on new readings (mlops: scoring them soon, on a worker) register a callback here: readings must
+# not import them. Each is called once an ingest that stored readings has committed, with the primary keys of
+# the sensors that got them; it must be quick (it runs in the gateway's request) and its failure never fails
+# the ingest, whose readings are stored: the scheduled jobs find them anyway.
+IngestHook = Callable[..., None]
+_ingest_hooks: list[IngestHook] = []
+
+
+def register_after_ingest(hook: IngestHook) -> None:
+    if hook not in _ingest_hooks:
+        _ingest_hooks.append(hook)
+
+
+def _after_ingest(sensor_pks: list[int]) -> None:
+    for hook in _ingest_hooks:
+        try:
+            hook(sensor_pks=sensor_pks)
+        except Exception:
+            logger.exception("After ingest: %s failed; the scheduled jobs will find the readings.", hook.__name__)
 
 
 # --- clean-up -------------------------------------------------------------------

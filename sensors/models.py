@@ -1,5 +1,6 @@
 """The fleet: assets (machines) and the sensors mounted on them."""
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -131,3 +132,21 @@ class APIKey(AbstractAPIKey):
     @property
     def can_ingest(self) -> bool:
         return self.scope in (APIKeyScope.INGEST, APIKeyScope.READ_INGEST)
+
+
+class UserSites(models.Model):
+    """The sites a person sees (``Asset.site`` names), in work orders and wherever lists are scoped to sites.
+
+    Superusers and ``all_sites`` see every site; anyone else only those listed here (none without a row).
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_access")
+    all_sites = models.BooleanField(default=False, help_text="Sees every site, including sites added later.")
+    sites = models.JSONField(default=list, blank=True, help_text='Site names, e.g. ["North Plant"].')
+
+    class Meta:
+        verbose_name = "site access"
+        verbose_name_plural = "site access"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {'every site' if self.all_sites else ', '.join(self.sites) or 'no site'}"

@@ -26,3 +26,30 @@ def assets_visible(*, key: APIKey | None) -> QuerySet[Asset]:
 
 def sensors_visible(*, key: APIKey | None) -> QuerySet[Sensor]:
     return _within_key_limit(Sensor.objects.select_related("asset"), key, site="asset__site", asset="asset_id")
+
+
+def user_sites(user) -> list[str] | None:
+    """The site names ``user`` may see, or None for every site (superusers, ``UserSites.all_sites``)."""
+    if user is None or not user.is_authenticated:
+        return []
+    if user.is_superuser:
+        return None
+    cached = getattr(user, "_sites_visible", False)
+    if cached is not False:
+        return cached
+    from sensors.models import UserSites
+
+    access = UserSites.objects.filter(user_id=user.pk).first()
+    sites = None if access is not None and access.all_sites else list(access.sites if access else [])
+    user._sites_visible = sites
+    return sites
+
+
+def within_user_sites(queryset: QuerySet, user, *, site: str = "site") -> QuerySet:
+    """``queryset`` limited to the sites ``user`` may see; ``site``: the lookup of the row's site name."""
+    sites = user_sites(user)
+    return queryset if sites is None else queryset.filter(**{f"{site}__in": sites})
+
+
+def assets_for_user(*, user) -> QuerySet[Asset]:
+    return within_user_sites(Asset.objects.all(), user)

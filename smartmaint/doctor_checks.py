@@ -415,8 +415,8 @@ def check_smtp(connection: BaseDatabaseWrapper, timeout: float) -> Result:
 # --- Background work: workers, beat and the periodic jobs ------------------------------------------------------
 
 START_WORKER = (
-    "Start a worker: `celery -A smartmaint worker --queues default,scoring,mail,training` (`make run` starts one; "
-    "compose: `docker compose up -d worker`), on the broker in CELERY_BROKER_URL."
+    "Start a worker: `celery -A smartmaint worker --queues default,ingest,scoring,mail,training` "
+    "(`make run` starts one; compose: `docker compose up -d worker`), on the broker in CELERY_BROKER_URL."
 )
 
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "sensors",
     "readings",
     "mlops",
+    "maintenance",
 ]
 
 MIDDLEWARE = [
@@ -327,6 +328,28 @@ ALERT_MAIL_CLAIM_TIMEOUT = env.int("ALERT_MAIL_CLAIM_TIMEOUT", default=600)
 # More alerts than this for one subscriber in one mail run (a site gone stale, an SMTP outage's backlog): one
 # digest mail listing them, instead of one mail each.
 ALERT_DIGEST_THRESHOLD = env.int("ALERT_DIGEST_THRESHOLD", default=10)
+# An alert whose mail failed (SMTP down, hung, an address refused for now) is tried again by the next mail run
+# after its first failure, then after ALERT_MAIL_RETRY_BACKOFF seconds, doubling with each failure up to
+# ALERT_MAIL_RETRY_BACKOFF_MAX; every attempt is counted and its error kept on the alert.
+ALERT_MAIL_RETRY_BACKOFF = env.int("ALERT_MAIL_RETRY_BACKOFF", default=60)
+ALERT_MAIL_RETRY_BACKOFF_MAX = env.int("ALERT_MAIL_RETRY_BACKOFF_MAX", default=3600)
+
+# --- Work orders (maintenance) ----------------------------------------------------
+# Service levels: hours from a work order's creation to its due date, by priority, as "priority=hours" pairs.
+# A priority left out keeps its default (urgent 4, high 24, medium 72, low 168).
+WORK_ORDER_SERVICE_LEVELS = {"urgent": 4, "high": 24, "medium": 72, "low": 168} | {
+    key.strip(): int(value)
+    for key, value in (
+        pair.split("=", 1) for pair in env.list("WORK_ORDER_SERVICE_LEVELS", default=[]) if "=" in pair
+    )
+}
+# Attachments: the largest file accepted, in bytes, and the content types accepted (photos and PDFs by default).
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+ATTACHMENT_CONTENT_TYPES = env.list(
+    "ATTACHMENT_CONTENT_TYPES", default=["image/jpeg", "image/png", "image/webp", "image/heic", "application/pdf"]
+)
+# How often the overdue work order reminder runs (seconds); each overdue work order is reminded once.
+JOBS_OVERDUE_REMINDER_SECONDS = env.int("JOBS_OVERDUE_REMINDER_SECONDS", default=900)
 
 # --- Auth --------------------------------------------------------------------
 # django-axes first: it refuses a locked-out account or address before any password is hashed
@@ -393,6 +416,24 @@ WHITENOISE_MANIFEST_STRICT = False
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=Path(VAR_DIR) / "media")
+# Uploaded files (work order attachments): S3 (django-storages) when AWS_STORAGE_BUCKET_NAME is set, under the
+# prefix MEDIA_S3_PREFIX, with links signed for ATTACHMENT_URL_SECONDS; MEDIA_ROOT on the local disk otherwise.
+# They are never served from MEDIA_URL: a view checks who asks first (maintenance.views).
+ATTACHMENT_URL_SECONDS = env.int("ATTACHMENT_URL_SECONDS", default=300)
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            "location": env.str("MEDIA_S3_PREFIX", default="media"),
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": ATTACHMENT_URL_SECONDS,
+        },
+    }
 
 # --- Mail ----------------------------------------------------------------------
 # Every mail setting has a default, so a missing one never stops startup;
@@ -453,6 +494,9 @@ CELERY_TASK_ROUTES = {
     "mlops.readings_score_pending": {"queue": "scoring"},
     "mlops.alerts_notify": {"queue": "mail"},
     "mlops.models_retrain": {"queue": "training"},
+    "maintenance.work_orders_remind_overdue": {"queue": "mail"},
+    # Ingest side: after readings arrive, a scoring run is queued within SCORING_AFTER_INGEST_SECONDS.
+    "mlops.readings_ingested": {"queue": "ingest"},
 }
 # One task at a time per worker process: a long one never holds others that another process could run.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -469,6 +513,14 @@ JOBS_SCORING_SECONDS = env.int("JOBS_SCORING_SECONDS", default=60)
 JOBS_ALERT_RULES_SECONDS = env.int("JOBS_ALERT_RULES_SECONDS", default=60)
 JOBS_ALERT_MAIL_SECONDS = env.int("JOBS_ALERT_MAIL_SECONDS", default=60)
 JOBS_RETRAINING_CRONTAB = env.str("JOBS_RETRAINING_CRONTAB", default="0 3 * * 0")
+# Pruning the logs, daily at 04:30: scoring runs older than SCORING_RUNS_KEEP_DAYS (mlops.scoring_runs_prune).
+# Task results older than CELERY_RESULT_EXPIRES_DAYS go by Celery's own cleanup, which beat runs daily at 04:00.
+JOBS_PRUNE_CRONTAB = env.str("JOBS_PRUNE_CRONTAB", default="30 4 * * *")
+SCORING_RUNS_KEEP_DAYS = env.int("SCORING_RUNS_KEEP_DAYS", default=30)
+# Seconds after readings arrive through the API within which a scoring run is queued (the ingest queue's
+# mlops.readings_ingested; one per this many seconds however many batches come), so that a window a reading
+# completes is scored then, not at the next scheduled run. 0: scheduled runs only.
+SCORING_AFTER_INGEST_SECONDS = env.int("SCORING_AFTER_INGEST_SECONDS", default=10)
 # Health of the background side (manage.py doctor, the worker and beat containers' health checks): seconds to wait
 # for workers to answer a ping; beat counts as stopped when no job was sent for BEAT_STALE_SECONDS (beat records
 # the jobs' last runs every 3 minutes, so keep it above that and above the shortest job's period).

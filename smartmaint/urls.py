@@ -24,6 +24,7 @@ api_v1 = [
     path("", include("sensors.api.urls")),
     path("", include("readings.api.urls")),
     path("", include("mlops.api.urls")),
+    path("", include("maintenance.api.urls")),
 ]
 
 
@@ -45,6 +46,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    # Work order files for the console: only to people who may see the work order (maintenance.views).
+    path("maintenance/", include("maintenance.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/docs/", SwaggerUIView.as_view(url_name="v1:schema"), name="api-docs"),
 ]

@@ -18,7 +18,7 @@ from django.conf import settings
 from smartmaint.celery import app
 from tests.conftest import ROOT, server_url
 
-QUEUES = ("default", "scoring", "mail", "training")
+QUEUES = ("default", "ingest", "scoring", "mail", "training")
 # Generous, and from the environment: a worker loads Django and the ML libraries, slow on a loaded machine.
 WORKER_START_TIMEOUT = float(os.environ.get("WORKER_START_TIMEOUT", "180"))
 TASK_TIMEOUT = float(os.environ.get("TASK_TIMEOUT", "300"))

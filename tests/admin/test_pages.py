@@ -258,7 +258,7 @@ def test_sensor_page_of_a_quiet_sensor_shows_its_last_signal(staff_client):
     assert chosen.anchored and chosen.end == END + timedelta(minutes=1)
     chart = chart_payload(response)
     assert chart["points"] == 60
-    assert [mark["name"] for mark in chart["marks"]] == ["Labelled faults"]
+    assert [mark["name"] for mark in chart["marks"]] == ["Spike"]
     assert b"up to the last reading" in response.content
     latest = response.context["sensor_page"]["latest"]
     assert len(latest) == 10 and latest[0]["time"] == END

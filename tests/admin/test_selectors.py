@@ -96,13 +96,29 @@ def test_fault_labels_are_marked_on_the_buckets_they_overlap():
     )
     FaultLabel.objects.create(sensor=sensor, kind=FaultKind.DRIFT, start=END - 5 * H, end=END - 2 * H)  # outside
     chart = sensor_chart(sensor=sensor, start=END - H, end=END)
-    [faults] = chart["marks"]
-    assert faults["name"] == selectors.FAULTS_SERIES
-    marked = [index for index, value in enumerate(faults["values"]) if value]
+    # A series per fault kind (its own colour and legend entry), in the kinds' order.
+    spike, stuck = chart["marks"]
+    assert (spike["name"], spike["key"]) == ("Spike", "spike")
+    assert (stuck["name"], stuck["key"]) == ("Stuck value (flatline)", "stuck")
     # One-minute buckets from END - 1h: the spike hits bucket 30, the stuck period buckets 49 to 51.
-    assert marked == [30, 49, 50, 51]
-    assert faults["labels"][30] == "Spike" and faults["labels"][50] == "Stuck value (flatline)"
-    assert faults["labels"][0] is None
+    assert [index for index, value in enumerate(spike["values"]) if value] == [30]
+    assert [index for index, value in enumerate(stuck["values"]) if value] == [49, 50, 51]
+    assert spike["labels"][30] == "Spike" and stuck["labels"][50] == "Stuck value (flatline)"
+    assert spike["labels"][0] is None
+
+
+def test_a_long_degradation_does_not_hide_the_shorter_faults_inside_it():
+    sensor = SensorFactory()
+    fill(sensor, 60, end=END - timedelta(minutes=1))
+    FaultLabel.objects.create(sensor=sensor, kind=FaultKind.DEGRADATION, start=END - H, end=END)
+    FaultLabel.objects.create(
+        sensor=sensor, kind=FaultKind.SPIKE, start=END - timedelta(minutes=20), end=END - timedelta(minutes=20)
+    )
+    chart = sensor_chart(sensor=sensor, start=END - H, end=END)
+    by_key = {mark["key"]: mark for mark in chart["marks"]}
+    assert set(by_key) == {"spike", "degradation"}
+    assert by_key["spike"]["values"][40] == 1 and by_key["spike"]["labels"][40] == "Spike"
+    assert all(by_key["degradation"]["values"])
 
 
 def test_registered_mark_providers_add_their_own_series():

@@ -274,3 +274,36 @@ def test_a_fleet_gone_stale_is_one_digest_mail_per_subscriber(settings):
     for alert in alerts:
         assert alert.notify_state == "sent" and alert.notify_attempts == 1
         assert alert.notified_to == ([ana, chief] if alert.kind == "offline" else [ana])
+
+
+@pytest.mark.django_db
+def test_a_send_that_keeps_failing_waits_longer_before_each_attempt(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.ALERT_MAIL_RETRY_BACKOFF, settings.ALERT_MAIL_RETRY_BACKOFF_MAX = 60, 200
+    email = subscribe("tech")
+    (alert,) = open_alerts(1)
+    waits = []
+    with smtp_server() as inbox:
+        use_smtp(settings, inbox.host, inbox.port)
+        inbox.refuse.add(email)  # 451 for now, every time
+        for attempt in range(1, 5):
+            before = timezone.now()
+            assert alerts_notify()["failed"] == 1
+            alert.refresh_from_db()
+            assert alert.notify_state == "pending" and alert.notify_attempts == attempt
+            waits.append(round((alert.notify_next_at - before).total_seconds() / 10) * 10)
+            # Before its time no run tries it (nor counts an attempt)...
+            if alert.notify_next_at > timezone.now():
+                assert alerts_notify() == {"sent": 0, "failed": 0, "messages": 0, "pending": 1, "sending": 0}
+            # ...and once its time has come (moved to now here, as the clock would) the next run does.
+            Alert.objects.filter(pk=alert.pk).update(notify_next_at=timezone.now() - timedelta(seconds=1))
+        inbox.refuse.clear()
+        assert alerts_notify()["sent"] == 1
+    # The first failure is tried by the next run; then 60 s, doubling, capped at ALERT_MAIL_RETRY_BACKOFF_MAX.
+    assert waits == [0, 60, 120, 200]
+    alert.refresh_from_db()
+    assert alert.notify_state == "sent" and alert.notify_attempts == 5 and alert.notify_next_at is None
+    assert inbox.recipients() == [email]

@@ -2,6 +2,7 @@
 kinds of work apart, transient errors retry and bad data fails for good with its error on record, and scheduled
 runs that overlap do the work once."""
 
+import time
 from io import StringIO
 
 import pytest
@@ -113,3 +114,47 @@ def test_a_worker_scores_and_mails_each_alert_once_when_scheduled_runs_overlap(
     assert printed == len(alerts), "the runs' counts are not what was sent"
     assert set(ran_on(scoring + mailing).values()) == {name}
     print(f"overlapping runs scored {[summary['windows'] for summary in scored]} windows, {len(rows)} anomalies")
+
+
+def test_ingest_queues_one_ingest_side_run_that_queues_one_scoring_run(settings, tmp_path):
+    from datetime import timedelta
+
+    from django.conf import settings as live
+    from django.core.cache import cache
+    from django.db import transaction
+    from django.utils import timezone
+
+    from mlops.tasks import INGESTED, SCORING_QUEUED
+    from readings.services import readings_ingest
+    from sensors.models import Sensor
+
+    settings.SCORING_AFTER_INGEST_SECONDS = 2
+    sensor = SensorFactory()
+    cache.delete_many([INGESTED, SCORING_QUEUED])
+    purge_queues()
+    now = timezone.now()
+    # Three batches from a gateway within the debounce: one ingest-side run.
+    for seconds in (30, 20, 10):
+        with transaction.atomic():
+            readings_ingest(
+                items=[
+                    {"sensor_id": sensor.sensor_id, "time": (now - timedelta(seconds=seconds)).isoformat(), "value": 1}
+                ],
+                sensors=Sensor.objects.all(),
+                now=now,
+                max_future_skew=live.INGEST_MAX_FUTURE_SKEW,
+            )
+    with (
+        celery_worker("ingest", env=worker_env(), log_dir=tmp_path) as ingest,
+        celery_worker("scoring", env=worker_env(), log_dir=tmp_path) as scorer,
+    ):
+        deadline = timezone.now() + timedelta(seconds=TASK_TIMEOUT)
+        while not TaskResult.objects.filter(task_name="mlops.readings_score_pending", status="SUCCESS").exists():
+            assert timezone.now() < deadline, worker_log(tmp_path, ingest) + worker_log(tmp_path, scorer)
+            time.sleep(0.5)
+    ingested = TaskResult.objects.get(task_name="mlops.readings_ingested")
+    assert ingested.status == "SUCCESS" and ingested.worker == ingest and '"queued": true' in ingested.result
+    scoring = TaskResult.objects.get(task_name="mlops.readings_score_pending")
+    assert scoring.worker == scorer
+    # The scoring run that started let the next ingest queue another one.
+    assert cache.get(SCORING_QUEUED) is None

@@ -24,9 +24,10 @@ def test_workers_fail_with_none_answering_then_name_the_queues_no_worker_serves(
     env = worker_env()
     with celery_worker("scoring", env=env, log_dir=tmp_path) as scorer:
         partial = check_workers(connection, TIMEOUT)
-        assert partial.status == FAIL and "default, mail, training" in partial.detail and scorer in partial.detail
-        assert "--queues default,mail,training" in partial.remedy
-        with celery_worker("default,mail,training", env=env, log_dir=tmp_path) as other:
+        assert partial.status == FAIL and scorer in partial.detail
+        assert "default, ingest, mail, training" in partial.detail
+        assert "--queues default,ingest,mail,training" in partial.remedy
+        with celery_worker("default,ingest,mail,training", env=env, log_dir=tmp_path) as other:
             both = check_workers(connection, TIMEOUT)
     assert both.status == OK and "2 answering" in both.detail and other in both.detail
 

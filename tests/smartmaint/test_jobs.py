@@ -14,6 +14,7 @@ DEFAULT_JOBS = {
     "Alert rules": ("mlops.alerts_check_rules", "default"),
     "Alert mail": ("mlops.alerts_notify", "mail"),
     "Retrain models": ("mlops.models_retrain", "training"),
+    "Prune scoring runs": ("mlops.scoring_runs_prune", "default"),
 }
 
 

@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-QUEUES = "default,scoring,mail,training"
+QUEUES = "default,ingest,scoring,mail,training"
 
 
 class Command(BaseCommand):
