@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlops.features import Windows, to_us
+from readings.choices import FaultKind
+
+# Labels that say a span was normal (staff's false alarms, from work order findings): negatives, never faults.
+NORMAL_KINDS = frozenset({FaultKind.NORMAL})
 
 
 @dataclass
@@ -21,16 +25,22 @@ class Labels:
 
 
 def label_windows(windows: Windows, labels, *, unlabelled_kinds) -> Labels:
+    """Each window's fault label (or -1), and whether it is left out: it overlaps an ``unlabelled_kinds`` episode
+    and no fault. A "normal" label (a false alarm staff found) makes its windows negatives: neither a fault nor
+    left out, even inside such an episode."""
     fault = np.full(len(windows), -1, dtype=np.int64)
     excluded = np.zeros(len(windows), dtype=bool)
+    normal = np.zeros(len(windows), dtype=bool)
     for label in labels:
         start, end = to_us(label.start), to_us(label.end)
         overlaps = (windows.sensor_pk == label.sensor_id) & (windows.start <= end) & (windows.end >= start)
-        if label.kind in unlabelled_kinds:
+        if label.kind in NORMAL_KINDS:
+            normal |= overlaps
+        elif label.kind in unlabelled_kinds:
             excluded |= overlaps
         else:
             fault[overlaps & (fault < 0)] = label.pk
-    return Labels(fault=fault, excluded=excluded & (fault < 0))
+    return Labels(fault=fault, excluded=excluded & (fault < 0) & ~normal)
 
 
 @dataclass
@@ -53,7 +63,7 @@ class Faults:
 
 def faults_from_labels(labels, *, intervals: dict[int, int], unlabelled_kinds=()) -> Faults:
     """``labels`` (FaultLabel rows) as Faults, without ``unlabelled_kinds``; ``intervals``: seconds, by sensor pk."""
-    kept = [label for label in labels if label.kind not in unlabelled_kinds]
+    kept = [label for label in labels if label.kind not in unlabelled_kinds and label.kind not in NORMAL_KINDS]
 
     return Faults(
         pk=np.array([label.pk for label in kept], dtype=np.int64),

@@ -27,6 +27,7 @@ from django.db.models import Max, Q
 
 from mlops import registry
 from mlops.choices import AlertStatus
+from mlops.evaluation import NORMAL_KINDS
 from mlops.features import Series, to_aware, to_us
 from mlops.models import Alert, Anomaly
 from mlops.normal import SENSOR_FEATURES, AssetFrame, AssetModel, asset_frame
@@ -151,8 +152,14 @@ def fit_asset(
         return None, f"no readings from {begin:%Y-%m-%d %H:%M} to {finish:%Y-%m-%d %H:%M} UTC"
     chosen_series = [by_pk[sensor.pk] for sensor in present]
     frame = asset_frame(chosen_series, [sensor.sensor_id for sensor in present], window=window)
-    labels = fault_labels(sensor_pks=[sensor.pk for sensor in present], start=begin, end=finish)
+    every_label = fault_labels(sensor_pks=[sensor.pk for sensor in present], start=begin, end=finish)
+    labels = [label for label in every_label if label.kind not in NORMAL_KINDS]
     keep = _normal_rows(frame, excluded_spans(present, begin, finish, chosen=chosen, labels=labels))
+    # Staff's false alarms (work order findings) were normal operation, whatever anomalies and alerts said of
+    # them: back in the baseline, unless a labelled fault overlaps them.
+    false_alarms = [(label.start, label.end) for label in every_label if label.kind in NORMAL_KINDS]
+    if false_alarms:
+        keep |= ~_normal_rows(frame, false_alarms) & _normal_rows(frame, [(item.start, item.end) for item in labels])
     baseline = _subset(frame, keep)
     try:
         model = AssetModel.fit(
@@ -189,7 +196,7 @@ def _evaluate(model: AssetModel, frame: AssetFrame, normal: np.ndarray, sensors:
     column = {sensor.pk: index for index, sensor in enumerate(sensors)}
     kinds: dict[str, list[int]] = {}
     for label in labels:
-        if label.kind in UNLABELLED_KINDS or label.sensor_id not in column:
+        if label.kind in UNLABELLED_KINDS or label.kind in NORMAL_KINDS or label.sensor_id not in column:
             continue
         begin, finish = to_us(label.start), to_us(label.end)
         rows = (frame.slot_start <= finish) & (frame.slot_end > begin)
