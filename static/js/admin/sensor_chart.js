@@ -160,6 +160,8 @@
       height: options.height,
       series,
       bands,
+      // Room on the right for the last tick's label.
+      padding: [8, 28, 0, 0],
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), d.timezone),
       scales: { x: { time: true }, marks: { auto: false, range: [0, 1] } },
       axes: [
