@@ -37,6 +37,8 @@ class FleetAdminSite(admin.AdminSite):
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)
+        if app_label in (None, "sensors") and request.user.has_perm("sensors.view_sensor"):
+            self._add_plant(app_list)
         if app_label not in (None, "readings") or not request.user.has_perm("readings.view_reading"):
             return app_list
         url = reverse(f"{self.name}:readings_browse", current_app=self.name)
@@ -56,3 +58,18 @@ class FleetAdminSite(admin.AdminSite):
             app = {"name": "Readings", "app_label": "readings", "app_url": url, "has_module_perms": True}
             app_list.append({**app, "models": [entry]})
         return app_list
+
+    def _add_plant(self, app_list):
+        """The plant tree (sites, assets, sensors) first in the Sensors app, where staff look for the fleet."""
+        entry = {
+            "name": "Plant: sites, assets, sensors",
+            "object_name": "Plant",
+            "admin_url": reverse(f"{self.name}:plant", current_app=self.name),
+            "add_url": None,
+            "view_only": True,
+            "perms": {"add": False, "change": False, "delete": False, "view": True},
+        }
+        for app in app_list:
+            if app["app_label"] == "sensors":
+                app["models"].insert(0, entry)
+                return

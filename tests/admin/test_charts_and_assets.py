@@ -221,3 +221,9 @@ def test_plant_lists_sites_assets_and_sensors_with_their_state(staff_client):
 def test_plant_needs_the_view_sensor_permission(user_client, staff_client):
     assert user_client.get("/admin/plant/").status_code == 302  # not staff: to the login page
     assert staff_client.get("/admin/plant/").status_code == 200
+
+
+def test_plant_is_in_the_sensors_app_of_the_index(staff_client):
+    content = staff_client.get("/admin/").content.decode()
+    assert 'href="/admin/plant/"' in content
+    assert 'href="/admin/plant/"' in staff_client.get("/admin/sensors/").content.decode()
