@@ -22,11 +22,12 @@ from mlops.choices import AlertMailState
 from mlops.models import Alert, AlertSubscription, Anomaly, ScoringRun
 from mlops.selectors import alert_condition_active, severity_rank
 from mlops.services import alert_acknowledge, alert_resolve, anomaly_why
+from sensors.admin import TitledAdmin
 
 MEDIA_CSS = {"all": ["css/admin/console.css", "mlops/admin.css"]}
 # The alert page charts its sensor around the alert with the sensor page's own chart.
 CHART_MEDIA = {
-    "js": ["vendor/uplot/uPlot.iife.min.js", "js/admin/sensor_chart.js"],
+    "js": ["vendor/uplot/uPlot.iife.min.js", "js/admin/sensor_chart.js", "js/admin/list_filters.js"],
     "css": {"all": ["vendor/uplot/uPlot.min.css", "css/admin/console.css", "mlops/admin.css"]},
 }
 # How much of the sensor's signal the alert page charts before the alert opened, and after it was resolved.
@@ -46,7 +47,7 @@ def model_link(name: str, version: str):
     return format_html('<a href="{}#v{}">{} v{}</a>', url, version, name, version)
 
 
-class ScoringOutputAdmin(admin.ModelAdmin):
+class ScoringOutputAdmin(TitledAdmin, admin.ModelAdmin):
     """Rows written by scoring only: read-only, and no second COUNT(*) over a table that keeps growing."""
 
     show_full_result_count = False
@@ -227,7 +228,7 @@ class AlertAdmin(admin.ModelAdmin):
         extra = {**(extra_context or {}), "can_act": can_act}
         alert = self.get_object(request, unquote(object_id))
         if alert is not None:
-            extra["title"] = f"Alert: {alert.title}"
+            extra.update(title=f"Alert: {alert.title}", subtitle=None)
             extra["condition_active"] = alert_condition_active(alert)
             if request.user.has_perm("readings.view_reading"):
                 extra.update(alert_chart_context(alert))
@@ -301,7 +302,7 @@ def alert_chart_context(alert) -> dict:
 
 
 @admin.register(AlertSubscription)
-class AlertSubscriptionAdmin(admin.ModelAdmin):
+class AlertSubscriptionAdmin(TitledAdmin, admin.ModelAdmin):
     list_display = ["user", "email", "min_severity", "active"]
     list_filter = ["min_severity", "active"]
     list_select_related = ["user"]

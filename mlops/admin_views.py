@@ -4,6 +4,7 @@ one model's versions with their runs' metrics and parameters, where staff move t
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.validators import RegexValidator
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -257,16 +259,39 @@ def _context(request, site, **extra) -> dict:
     }
 
 
+# How many registry changes the pages show (newest first): the full log stays in the admin's log entries.
+CHANGES_SHOWN = 30
+
+
+def registry_changes(*, name: str | None = None, limit: int = CHANGES_SHOWN) -> list:
+    """Who moved which alias or archived which version, when and why (the services' admin log entries), newest
+    first; of one model when ``name`` is given. Every staff member who may read the registry reads these."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    from mlops.models import Anomaly
+
+    entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Anomaly), object_id="")
+    if name is not None:
+        entries = entries.filter(
+            Q(change_message__startswith=f"Archived {name} version ")
+            | Q(change_message__regex=rf"^Set alias \w+ of {re.escape(name)} to version ")
+        )
+    return list(entries.select_related("user").order_by("-action_time")[:limit])
+
+
 def registry_list_view(request, site):
     context = _context(request, site, title="Registered models")
     models, error = _read(registered_models)
-    context.update(models=models or [], error=error)
+    context.update(models=models or [], error=error, changes=registry_changes())
     return TemplateResponse(request, "admin/mlops/registry_list.html", context)
 
 
 class RegistryActionForm(forms.Form):
     action = forms.ChoiceField(choices=[*((alias, alias) for alias in registry.ALIASES), (ARCHIVE, ARCHIVE)])
     version = forms.CharField(max_length=32, validators=[RegexValidator(r"^\d+$", "A version is a number.")])
+    reason = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    confirmed = forms.BooleanField(required=False)
 
 
 def registry_model_view(request, site, name: str):
@@ -277,25 +302,81 @@ def registry_model_view(request, site, name: str):
         return _apply(request, site, name)
     found, error = _read(registered_model, name)
     model, versions, more = found or (None, [], False)
-    context.update(model=model, versions=versions, more_versions=more, max_versions=MAX_VERSIONS, error=error)
+    context.update(
+        model=model,
+        versions=versions,
+        more_versions=more,
+        max_versions=MAX_VERSIONS,
+        error=error,
+        changes=registry_changes(name=name),
+    )
     return TemplateResponse(request, "admin/mlops/registry_model.html", context)
 
 
+def _consequence(name: str, version: str, action: str) -> tuple[str, bool]:
+    """What the change will do, in words, and whether it stops or changes what scoring serves."""
+    found, _ = _read(registered_model, name)
+    model = found[0] if found else None
+    aliases = model.aliases if model else {}
+    if action == ARCHIVE:
+        held = [alias for alias, held_version in aliases.items() if held_version == version]
+        if registry.CHAMPION in held:
+            return (
+                f"Version {version} is the champion of {name}: archiving it removes the champion, and scoring of "
+                "its type stops until another version is made champion.",
+                True,
+            )
+        if held:
+            return f"Version {version} loses its alias {', '.join(held)} and is archived.", False
+        return f"Version {version} of {name} is archived; no alias points at it.", False
+    current = aliases.get(action)
+    move = f"from version {current} to version {version}" if current else f"to version {version}"
+    if action == registry.CHAMPION:
+        return f"The champion of {name} moves {move}: scoring serves version {version} from its next run.", True
+    return f"The {action} of {name} moves {move}.", False
+
+
+def _confirm(request, site, name: str, form, *, error: str = ""):
+    """The confirmation page of a registry change: what it does, and a reason to give (kept in MLflow and in the
+    registry's change log)."""
+    action, version = form.cleaned_data["action"], form.cleaned_data["version"]
+    consequence, serious = _consequence(name, version, action)
+    verb = f"Archive version {version}" if action == ARCHIVE else f"Make version {version} {action}"
+    context = _context(request, site, title=f"{verb} of {name}?")
+    context.update(
+        name=name,
+        action=action,
+        version=version,
+        verb=verb,
+        consequence=consequence,
+        serious=serious,
+        reason=form.cleaned_data.get("reason") or "",
+        confirm_error=error,
+    )
+    return TemplateResponse(request, "admin/mlops/registry_confirm.html", context)
+
+
 def _apply(request, site, name: str):
-    """Move an alias or archive a version through the services (which log it), then back to the page (POST,
-    redirect, GET: a reload does not repeat it)."""
+    """Move an alias or archive a version: first a confirmation page asking for a reason, then, confirmed, the
+    change through the services (which log it with the reason and tag the version in MLflow), then back to the
+    page (POST, redirect, GET: a reload does not repeat it)."""
     form = RegistryActionForm(request.POST)
     back = HttpResponseRedirect(reverse("admin:mlops_registry_model", args=[name], current_app=site.name))
     if not form.is_valid():
         messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
         return back
     action, version = form.cleaned_data["action"], form.cleaned_data["version"]
+    reason = form.cleaned_data["reason"].strip()
+    if not form.cleaned_data["confirmed"]:
+        return _confirm(request, site, name, form)
+    if not reason:
+        return _confirm(request, site, name, form, error="Give a reason: it is kept with the version in MLflow.")
     try:
         if action == ARCHIVE:
-            model_archive(name=name, version=version, user=request.user)
+            model_archive(name=name, version=version, user=request.user, reason=reason)
             messages.success(request, f"Version {version} of {name} is archived.")
         else:
-            model_set_alias(name=name, version=version, alias=action, user=request.user)
+            model_set_alias(name=name, version=version, alias=action, user=request.user, reason=reason)
             messages.success(request, f"The {action} of {name} is now version {version}.")
     except (registry.MLflowUnavailable, ValueError) as exc:
         messages.error(request, f"Nothing changed: {_redact(str(exc))}")

@@ -63,24 +63,45 @@ def models_train_normal(
     return train_normal(assets=assets, sensors=sensors, start=start, end=end, window=window)
 
 
+# The MLflow version tags that keep why staff moved an alias to a version or archived it (with who and when).
+REASON_TAG = "smartmaint.{action}_reason"
+
+
 @registry.translate_errors
-def model_set_alias(*, name: str, version: str, alias: str, user) -> None:
-    """Point ``alias`` (champion or challenger) at ``version`` and record it in the admin log."""
+def model_set_alias(*, name: str, version: str, alias: str, user, reason: str = "") -> None:
+    """Point ``alias`` (champion or challenger) at ``version`` and record it, with ``reason``, in the admin log
+    and on the version in MLflow. An archived version cannot take an alias: scoring would serve it."""
     if alias not in registry.ALIASES:
         raise ValueError(f"Alias must be one of {', '.join(registry.ALIASES)}.")
-    registry.client().set_registered_model_alias(name, alias, version)
-    _log_admin_action(user, f"Set alias {alias} of {name} to version {version}")
+    mlflow_client = registry.client()
+    if mlflow_client.get_model_version(name, version).current_stage == "Archived":
+        raise ValueError(f"version {version} of {name} is archived: an archived version cannot be made {alias}.")
+    mlflow_client.set_registered_model_alias(name, alias, version)
+    _record_reason(mlflow_client, name=name, version=version, action=alias, user=user, reason=reason)
+    _log_admin_action(user, _with_reason(f"Set alias {alias} of {name} to version {version}", reason))
 
 
 @registry.translate_errors
-def model_archive(*, name: str, version: str, user) -> None:
-    """Archive a version (its aliases are removed first: an archived model must not serve)."""
+def model_archive(*, name: str, version: str, user, reason: str = "") -> None:
+    """Archive a version (its aliases are removed first: an archived model must not serve), recording
+    ``reason`` in the admin log and on the version in MLflow."""
     mlflow_client = registry.client()
     model_version = mlflow_client.get_model_version(name, version)
     for alias in model_version.aliases:
         mlflow_client.delete_registered_model_alias(name, alias)
     mlflow_client.transition_model_version_stage(name, version, stage="Archived")
-    _log_admin_action(user, f"Archived {name} version {version}")
+    _record_reason(mlflow_client, name=name, version=version, action="archived", user=user, reason=reason)
+    _log_admin_action(user, _with_reason(f"Archived {name} version {version}", reason))
+
+
+def _with_reason(message: str, reason: str) -> str:
+    return f"{message}. Reason: {reason}" if reason else message
+
+
+def _record_reason(mlflow_client, *, name: str, version: str, action: str, user, reason: str) -> None:
+    if reason:
+        stamp = f"{reason} ({user.get_username()}, {timezone.now():%Y-%m-%d %H:%M} UTC)"
+        mlflow_client.set_model_version_tag(name, version, REASON_TAG.format(action=action), stamp[:5000])
 
 
 def _log_admin_action(user, message: str) -> None:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path, reverse
 
-from readings.admin_views import dashboard_context, plant_view, readings_browser_view
+from readings.admin_views import (
+    dashboard_context,
+    dashboard_live_view,
+    plant_view,
+    readings_browser_view,
+    sensor_live_view,
+)
 
 
 class FleetAdminSite(admin.AdminSite):
@@ -25,12 +31,21 @@ class FleetAdminSite(admin.AdminSite):
     def get_urls(self):
         return [
             path("readings/browse/", self.admin_view(self.readings_browser), name="readings_browse"),
+            # The live refresh of the dashboard and the sensor page (static/js/admin/live.js).
+            path("live/dashboard.json", self.admin_view(self.dashboard_live), name="dashboard_live"),
+            path("live/sensors/<int:pk>.json", self.admin_view(self.sensor_live), name="sensor_live"),
             path("plant/", self.admin_view(self.plant), name="plant"),
             *super().get_urls(),
         ]
 
     def readings_browser(self, request):
         return readings_browser_view(request, self)
+
+    def dashboard_live(self, request):
+        return dashboard_live_view(request, self)
+
+    def sensor_live(self, request, pk):
+        return sensor_live_view(request, self, pk)
 
     def plant(self, request):
         return plant_view(request, self)

@@ -3,6 +3,7 @@ browser and the CSV exports. They parse input, call selectors and format output.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +13,8 @@ from django import forms
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import QueryDict
+from django.http import Http404, JsonResponse, QueryDict
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -148,6 +150,7 @@ def dashboard_context(request) -> dict:
             "alerts_enabled": alerts_enabled(),
             "alert_summaries": alert_summaries(),
             "alerts_shown": DASHBOARD_ALERTS_SHOWN,
+            "live_every": LIVE_EVERY_SECONDS,
             "flags": dashboard_flags(user=request.user),
         }
     }
@@ -176,6 +179,7 @@ def sensor_page_context(request, sensor: Sensor) -> dict:
             "latest": latest,
             "range_query": chosen.query(),
             "events": sensor_events(sensor=sensor),
+            "live_every": LIVE_EVERY_SECONDS,
         },
         "sensor_chart": _chart_payload(sensor, chart, chosen),
     }
@@ -253,8 +257,50 @@ def plant_view(request, admin_site):
 # --- Readings browser -------------------------------------------------------------------------------------------
 
 
+_SPACE_FOR_PLUS = re.compile(r"^(\S+[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
+
+
+def _iso(value: str) -> str:
+    """``value`` with the "+" of its offset put back where a query string turned it into a space."""
+    return _SPACE_FOR_PLUS.sub(r"\1+\2", value.strip())
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    """A datetime-local input that shows any ISO 8601 value in the current time zone, to the second.
+
+    The browser's input accepts only ``YYYY-MM-DDTHH:MM[:SS]``: a value with an offset (``...T06:00:00+00:00``, as
+    "Browse the readings of this range" hands it over) would come up empty, and the next "Show readings" would
+    drop the range.
+    """
+
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"step": "1", **(attrs or {})}, format="%Y-%m-%dT%H:%M:%S")
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            parsed = parse_datetime(_iso(value)) if value.strip() else None
+            if parsed is None:
+                return value
+            value = parsed
+        if isinstance(value, datetime) and timezone.is_aware(value):
+            value = timezone.localtime(value)
+        return super().format_value(value)
+
+
+class LocalDateTimeField(forms.DateTimeField):
+    widget = LocalDateTimeInput
+
+    def to_python(self, value):
+        return super().to_python(_iso(value) if isinstance(value, str) else value)
+
+
 class ReadingsBrowserForm(forms.Form):
-    """Which sensor and time range to browse; pages are chosen by the before/after keys, not by this form."""
+    """Which sensor and time range to browse; pages are chosen by the before/after keys, not by this form.
+
+    The sensor is its number (what the autocomplete sends) or its external ID (``?sensor=sensor-001``).
+    """
 
     size = forms.TypedChoiceField(
         choices=[(size, size) for size in PAGE_SIZES], coerce=int, required=False, empty_value=100, label="per page"
@@ -270,10 +316,23 @@ class ReadingsBrowserForm(forms.Form):
             widget=AutocompleteSelect(Reading._meta.get_field("sensor"), admin_site),
         )
         for name, label in (("from", "from"), ("to", "to (exclusive)")):
-            self.fields[name] = forms.DateTimeField(
-                required=False, label=label, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-            )
+            self.fields[name] = LocalDateTimeField(required=False, label=label)
         self.order_fields(["sensor", "from", "to", "size"])
+        # The autocomplete widget looks its value up by primary key: an external ID (or anything not a number)
+        # is resolved here, or kept aside to be reported, never handed to the widget (which would fail).
+        self.unknown_sensor = ""
+        raw = str(self.data.get("sensor", "")).strip() if self.is_bound else ""
+        if raw and not (raw.isdigit() and len(raw) <= 18):
+            data = self.data.copy()
+            pk = Sensor.objects.filter(sensor_id=raw).values_list("pk", flat=True).first()
+            data["sensor"] = "" if pk is None else str(pk)
+            self.data = data
+            self.unknown_sensor = raw if pk is None else ""
+
+    def clean_sensor(self):
+        if self.unknown_sensor:
+            raise ValidationError(f"No sensor has the ID or number {self.unknown_sensor!r}.", code="invalid_choice")
+        return self.cleaned_data["sensor"]
 
     def clean(self):
         data = super().clean()
@@ -326,3 +385,44 @@ def _page_url(request, keys: dict) -> str:
         params.pop(name, None)
     params.update(keys)
     return f"?{params.urlencode()}"
+
+
+# --- Live refresh -----------------------------------------------------------------------------------------------
+# The dashboard and the sensor page poll these while open (static/js/admin/live.js): the page's parts rendered
+# afresh, which the script swaps in by selector, and the chart's data, which it hands to the chart (keeping its
+# zoom). No page reload; nothing but the app's own server.
+
+# How often the pages poll, in seconds (the dashboard's latest readings are cached for minutes anyway).
+LIVE_EVERY_SECONDS = 30
+DASHBOARD_PARTS = ["#sm-dashboard"]
+SENSOR_PARTS = [".sm-signal-summary", "table.sm-latest", "#sm-sensor-alerts", "#sm-sensor-anomalies"]
+
+
+def dashboard_live_view(request, admin_site):
+    """The dashboard's figures and lists, as the dashboard renders them."""
+    context = dashboard_context(request)
+    if not context:
+        raise PermissionDenied
+    html = render_to_string("admin/fleet_dashboard_body.html", {**admin_site.each_context(request), **context}, request)
+    return JsonResponse(
+        {"generated_at": context["dashboard"]["generated_at"], "replace": DASHBOARD_PARTS, "html": html}
+    )
+
+
+def sensor_live_view(request, admin_site, pk: int):
+    """The sensor page's signal summary, latest readings, open alerts and anomalies, and its chart's data over
+    the range of the page's own query (``range`` or ``from``/``to``)."""
+    if not (request.user.has_perm("sensors.view_sensor") and request.user.has_perm("readings.view_reading")):
+        raise PermissionDenied
+    sensor = Sensor.objects.select_related("asset").filter(pk=pk).first()
+    if sensor is None:
+        raise Http404("No such sensor.")
+    context = sensor_page_context(request, sensor)
+    parts = {**admin_site.each_context(request), **context, "original": sensor}
+    html = "".join(
+        render_to_string(name, parts, request)
+        for name in ("admin/sensors/sensor/signal.html", "admin/sensors/sensor/events.html")
+    )
+    return JsonResponse(
+        {"generated_at": timezone.now(), "replace": SENSOR_PARTS, "html": html, "chart": context["sensor_chart"]}
+    )

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
 from django.db.models import Count
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
@@ -13,6 +15,25 @@ from sensors.services import sensor_set_status
 admin.site.unregister(LibraryAPIKey)
 
 CONSOLE_CSS = {"all": ["css/admin/console.css"]}
+
+
+class TitledAdmin:
+    """Page titles that say what the page is: a list by its plural ("Sensors", not "Select sensor to change"),
+    an object's page by its kind and name ("Sensor sensor-001", not "Change sensor")."""
+
+    def changelist_view(self, request, extra_context=None):
+        title = capfirst(self.opts.verbose_name_plural)
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        if "title" not in extra_context:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None:
+                # The title names the object: Django's subtitle (the name again) would repeat it.
+                title = f"{capfirst(self.opts.verbose_name)} {obj}"
+                extra_context = {"title": title, "subtitle": None, **extra_context}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 def status_badge(value: str, label: str):
@@ -55,7 +76,7 @@ class SensorInline(admin.TabularInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(TitledAdmin, admin.ModelAdmin):
     list_display = ["code", "name", "site", "location", "criticality", "status_badge", "sensor_count", "updated_at"]
     list_filter = ["site", "criticality", "status"]
     search_fields = ["code", "name", "site", "location"]
@@ -78,7 +99,7 @@ class AssetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Sensor)
-class SensorAdmin(admin.ModelAdmin):
+class SensorAdmin(TitledAdmin, admin.ModelAdmin):
     list_display = ["sensor_id", "name", "asset", "sensor_type", "unit", "status_badge", "normal_min", "normal_max"]
     list_filter = ["status", "sensor_type", "asset__site", ("asset", AssetListFilter)]
     list_select_related = ["asset"]

@@ -1,6 +1,7 @@
 """The "Models and alerts" admin on a real MLflow server: registry pages, alias moves and archiving, permissions,
 an unreachable MLflow, and the alert actions."""
 
+import re
 import uuid
 from unittest import mock
 
@@ -60,6 +61,8 @@ def make_staff(username: str, perms: list[str]) -> User:
     return user
 
 
+# A registry change goes through once confirmed, with a reason.
+CONFIRMED = {"confirmed": "on", "reason": "better recall on the holdout"}
 OPERATOR_PERMS = ["mlops.view_anomaly", "mlops.change_anomaly", "mlops.view_alert", "mlops.change_alert"]
 
 
@@ -138,17 +141,17 @@ def test_moving_the_champion_changes_it_in_mlflow_and_logs_it(trained, mlflow_se
     name = trained["temperature"]
     old, new = alias_version(name, registry.CHAMPION), alias_version(name, registry.CHALLENGER)
     assert old != new
-    response = client.post(model_url(name), {"action": registry.CHAMPION, "version": new})
+    response = client.post(model_url(name), {"action": registry.CHAMPION, "version": new, **CONFIRMED})
     assert response.status_code == 302 and response.url == model_url(name)
     assert alias_version(name, registry.CHAMPION) == new
     entry = LogEntry.objects.get(user=operator)
-    assert entry.change_message == f"Set alias champion of {name} to version {new}"
+    assert entry.change_message == f"Set alias champion of {name} to version {new}. Reason: {CONFIRMED['reason']}"
     page = client.get(response.url)
     assert f"The champion of {name} is now version {new}." in [str(m) for m in page.context["messages"]]
     assert page.context["versions"][0].version == new and registry.CHAMPION in page.context["versions"][0].aliases
 
     # And back: the challenger alias can be moved the same way.
-    client.post(model_url(name), {"action": registry.CHAMPION, "version": old})
+    client.post(model_url(name), {"action": registry.CHAMPION, "version": old, **CONFIRMED})
     assert alias_version(name, registry.CHAMPION) == old
 
 
@@ -156,14 +159,58 @@ def test_archiving_a_version_archives_it_in_mlflow_and_drops_its_aliases(trained
     name = trained["vibration"]
     version = alias_version(name, registry.CHALLENGER)
     assert version != alias_version(name, registry.CHAMPION)
-    response = client.post(model_url(name), {"action": "archive", "version": version})
+    response = client.post(model_url(name), {"action": "archive", "version": version, **CONFIRMED})
     assert response.status_code == 302
     archived = registry.client().get_model_version(name, version)
     assert archived.current_stage == "Archived" and archived.aliases == []
-    assert LogEntry.objects.filter(user=operator, change_message=f"Archived {name} version {version}").exists()
+    assert archived.tags["smartmaint.archived_reason"].startswith(f"{CONFIRMED['reason']} (operator, ")
+    message = f"Archived {name} version {version}. Reason: {CONFIRMED['reason']}"
+    assert LogEntry.objects.filter(user=operator, change_message=message).exists()
     page = client.get(model_url(name))
     row = {row.version: row for row in page.context["versions"]}[version]
     assert row.archived and row.other_aliases == []
+
+
+def test_a_registry_change_asks_for_confirmation_and_a_reason_first(trained, mlflow_settings, client, operator):
+    name = trained["temperature"]
+    champion = alias_version(name, registry.CHAMPION)
+    page = client.post(model_url(name), {"action": "archive", "version": champion})
+    assert page.status_code == 200 and page.templates[0].name == "admin/mlops/registry_confirm.html"
+    html = page.content.decode()
+    assert "scoring of its type stops" in html and 'name="reason"' in html and 'name="confirmed"' in html
+    assert alias_version(name, registry.CHAMPION) == champion  # nothing changed yet
+    # Confirmed without a reason: asked again, still nothing changed.
+    page = client.post(model_url(name), {"action": "archive", "version": champion, "confirmed": "on", "reason": " "})
+    assert page.status_code == 200 and "Give a reason" in page.content.decode()
+    assert alias_version(name, registry.CHAMPION) == champion and not LogEntry.objects.exists()
+
+
+def test_an_archived_version_cannot_be_made_champion_by_posting(trained, mlflow_settings, client, operator):
+    name = trained["vibration"]
+    champion = alias_version(name, registry.CHAMPION)
+    versions = registry.client().search_model_versions(f"name = '{name}'")
+    other = next(v for v in versions if str(v.version) != champion)
+    if other.current_stage != "Archived":
+        client.post(model_url(name), {"action": "archive", "version": other.version, **CONFIRMED})
+    other = str(other.version)
+    response = client.post(model_url(name), {"action": registry.CHAMPION, "version": other, **CONFIRMED}, follow=True)
+    assert any("archived" in str(m) and str(m).startswith("Nothing changed") for m in response.context["messages"])
+    assert alias_version(name, registry.CHAMPION) == champion
+
+
+def test_every_registry_reader_sees_the_changes_with_their_reasons(trained, mlflow_settings, client, operator):
+    name = trained["temperature"]
+    champion, challenger = alias_version(name, registry.CHAMPION), alias_version(name, registry.CHALLENGER)
+    client.post(model_url(name), {"action": registry.CHALLENGER, "version": champion, **CONFIRMED})
+    tags = registry.client().get_model_version(name, champion).tags
+    assert tags["smartmaint.challenger_reason"].startswith(CONFIRMED["reason"])
+    client.force_login(make_staff("viewer", ["mlops.view_anomaly"]))
+    for url in (registry_url(), model_url(name)):
+        changes = re.search(r'id="ml-changes"(.*?)</section>', client.get(url).content.decode(), re.S).group(1)
+        assert "operator" in changes and CONFIRMED["reason"] in changes
+        assert f"Set alias challenger of {name} to version {champion}" in changes
+    client.force_login(operator)
+    client.post(model_url(name), {"action": registry.CHALLENGER, "version": challenger, **CONFIRMED})
 
 
 def test_a_bad_form_changes_nothing_and_says_why(trained, mlflow_settings, client, operator):
@@ -172,7 +219,7 @@ def test_a_bad_form_changes_nothing_and_says_why(trained, mlflow_settings, clien
     response = client.post(model_url(name), {"action": "production", "version": "1"}, follow=True)
     assert response.status_code == 200
     assert any("not one of the available choices" in str(m) for m in response.context["messages"])
-    response = client.post(model_url(name), {"action": registry.CHAMPION, "version": "9999"}, follow=True)
+    response = client.post(model_url(name), {"action": registry.CHAMPION, "version": "9999", **CONFIRMED}, follow=True)
     assert any(str(m).startswith("Nothing changed: MLflow at") for m in response.context["messages"])
     assert alias_version(name, registry.CHAMPION) == champion
     assert not LogEntry.objects.exists()
@@ -237,7 +284,9 @@ def test_without_mlflow_the_pages_answer_200_with_a_banner_and_the_console_works
         assert response.context["error"].startswith(banner)
 
     response = client.post(
-        model_url("smartmaint-anomaly-temperature"), {"action": registry.CHAMPION, "version": "1"}, follow=True
+        model_url("smartmaint-anomaly-temperature"),
+        {"action": registry.CHAMPION, "version": "1", **CONFIRMED},
+        follow=True,
     )
     assert response.status_code == 200
     assert any(str(m).startswith("Nothing changed: MLflow at") for m in response.context["messages"])
@@ -257,7 +306,7 @@ def test_the_banner_and_the_log_never_show_credentials(settings, client, operato
     assert "MLflow at http://127.0.0.1:9 cannot be reached" in response.content.decode()
     assert "s3cret" not in response.content.decode()
     assert "cannot be reached" in caplog.text and "s3cret" not in caplog.text
-    response = client.post(model_url("any"), {"action": registry.CHAMPION, "version": "1"}, follow=True)
+    response = client.post(model_url("any"), {"action": registry.CHAMPION, "version": "1", **CONFIRMED}, follow=True)
     assert all("s3cret" not in str(m) for m in response.context["messages"])
 
 

@@ -258,11 +258,25 @@
     const root = document.getElementById("sm-chart");
     const source = document.getElementById("sm-chart-data");
     if (!root || !source) return;
-    const d = JSON.parse(source.textContent);
+    let d = JSON.parse(source.textContent);
     const linker = zoomLinker(document.getElementById("sm-zoom-load"), d.x[0], d.x[d.x.length - 1]);
-    const plot = build(root, d, { height: HEIGHT, onZoom: linker });
+    const options = { height: HEIGHT, onZoom: linker };
+    let plot = build(root, d, options);
     window.smSensorChart = plot;
-    fit(plot, root, HEIGHT);
+    new ResizeObserver(() => {
+      if (plot.width !== root.clientWidth) plot.setSize({ width: root.clientWidth, height: HEIGHT });
+    }).observe(root);
+    // Fresh data from the live refresh (live.js): the chart is rebuilt with it and keeps a zoom staff made.
+    root.addEventListener("sm-chart-data", (event) => {
+      const { min, max } = plot.scales.x;
+      const zoomed = d.x.length > 0 && (min > d.x[0] || max < d.x[d.x.length - 1]);
+      plots.splice(plots.indexOf(plot), 1);
+      plot.destroy();
+      d = event.detail;
+      plot = build(root, d, options);
+      if (zoomed) plot.setScale("x", { min, max });
+      window.smSensorChart = plot;
+    });
   }
 
   // The asset page: a chart per sensor, stacked on one time axis, one cursor (uPlot's sync) and one zoom.
