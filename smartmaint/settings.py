@@ -391,6 +391,8 @@ BOOTSTRAP_ADMIN = {
 
 # --- I18N --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# One date format across the console: ISO dates, 24-hour times (smartmaint/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["smartmaint.formats"]
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -227,3 +227,13 @@ def test_plant_is_in_the_sensors_app_of_the_index(staff_client):
     content = staff_client.get("/admin/").content.decode()
     assert 'href="/admin/plant/"' in content
     assert 'href="/admin/plant/"' in staff_client.get("/admin/sensors/").content.decode()
+
+
+def test_dates_read_one_way_across_the_console(staff_client):
+    """ISO dates and 24-hour times, as the charts draw them, not Django's "Dec. 1, 2026, 10:54 p.m."."""
+    asset = AssetFactory()
+    content = staff_client.get(f"/admin/sensors/asset/{asset.pk}/change/").content.decode()
+    assert timezone.localtime(asset.created_at).strftime("%Y-%m-%d %H:%M") in content
+    assert "a.m." not in content and "p.m." not in content
+    listing = staff_client.get("/admin/sensors/asset/").content.decode()
+    assert timezone.localtime(asset.updated_at).strftime("%Y-%m-%d %H:%M") in listing

@@ -1,0 +1,1 @@
+"""Date formats of the console (FORMAT_MODULE_PATH): one format everywhere, as the charts draw it."""
