@@ -11,7 +11,9 @@ def attachment_response(attachment: Attachment):
     """The file of ``attachment``: a redirect to a short-lived signed URL where the storage makes them (S3), else
     the file streamed from local storage. Callers check access first."""
     storage = attachment.file.storage
-    if not hasattr(storage, "path"):  # remote storage: S3 signs its URLs (ATTACHMENT_URL_SECONDS)
+    try:
+        storage.path(attachment.file.name)
+    except NotImplementedError:  # remote storage: S3 signs its URLs (ATTACHMENT_URL_SECONDS)
         return HttpResponseRedirect(storage.url(attachment.file.name))
     try:
         handle = storage.open(attachment.file.name, "rb")

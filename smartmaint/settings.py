@@ -433,6 +433,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "file_overwrite": False,
             "default_acl": None,
             "querystring_auth": True,
+            "signature_version": "s3v4",
             "querystring_expire": ATTACHMENT_URL_SECONDS,
         },
     }
