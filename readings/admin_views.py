@@ -191,6 +191,7 @@ def _chart_payload(sensor: Sensor, chart: dict, chosen: ChartRange) -> dict:
         **chart,
         "sensor_id": sensor.sensor_id,
         "unit": sensor.unit,
+        "interval_seconds": sensor.sampling_interval,
         "normal_min": sensor.normal_min,
         "normal_max": sensor.normal_max,
         "timezone": timezone.get_current_timezone_name(),

@@ -112,16 +112,29 @@
     ctx.restore();
   }
 
+  // Where buckets are about as wide as the sensor's interval, a reading a few seconds late or early lands in the
+  // next bucket and leaves one empty: a hole of one bucket is bridged. Wider holes (and every hole where buckets
+  // are much wider than the interval) stay gaps: the sensor was silent.
+  function jitterGaps(d) {
+    const bridge = d.interval_seconds && d.bucket_seconds <= 2 * d.interval_seconds;
+    return (u, si, i0, i1, gaps) => {
+      if (!bridge || d.x.length < 2) return gaps;
+      const bucket = u.valToPos(d.x[0] + d.bucket_seconds, "x", true) - u.valToPos(d.x[0], "x", true);
+      return gaps.filter(([from, to]) => to - from > 2.5 * bucket);
+    };
+  }
+
   function build(root, d, options) {
     const unit = d.unit ? " " + d.unit : "";
+    const gaps = jitterGaps(d);
     const fmt = (v) => (v == null ? "–" : +v.toPrecision(5) + unit);
     const constant = (value) => d.x.map(() => value);
     const points = { size: 5, filter: isolatedPoints };
     const series = [
       { label: "Time", value: "{YYYY}-{MM}-{DD} {HH}:{mm}" },
-      { label: "Mean", stroke: MEAN, width: 1.5, value: (u, v) => fmt(v), points: { ...points, fill: MEAN } },
-      { label: "Min", stroke: RANGE, width: 1, value: (u, v) => fmt(v), points: { show: false } },
-      { label: "Max", stroke: RANGE, width: 1, value: (u, v) => fmt(v), points: { show: false } },
+      { label: "Mean", stroke: MEAN, width: 1.5, gaps, value: (u, v) => fmt(v), points: { ...points, fill: MEAN } },
+      { label: "Min", stroke: RANGE, width: 1, gaps, value: (u, v) => fmt(v), points: { show: false } },
+      { label: "Max", stroke: RANGE, width: 1, gaps, value: (u, v) => fmt(v), points: { show: false } },
     ];
     const data = [d.x, d.avg, d.min, d.max];
     const bands = [{ series: [3, 2], fill: RANGE_FILL }];
