@@ -11,6 +11,7 @@ from collections import Counter
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
@@ -155,7 +156,36 @@ class SensorAdmin(FleetSensorAdmin):
             window = sparkline_window(reading, now) if reading else None
             sensor.sparkline_data = (lines.get(sensor.pk), window)
         changelist.result_list = sensors
+        changelist.sensor_url_prefix = reverse(
+            f"{self.admin_site.name}:sensors_sensor_changelist", current_app=self.admin_site.name
+        )
         return changelist
+
+    # The rows are written here (templates/admin/sensors/sensor/change_list.html, the console tag
+    # fast_result_list), with the markup and classes Django's list gives them: Django's generic path per cell
+    # (field lookup, label, display, link) was most of the list's time, more than its queries.
+    FAST_COLUMNS = ("asset_code", "state", "last_value", "last_age", "sparkline")
+
+    def result_cells(self, sensor, changelist) -> list | None:
+        """The cells of ``sensor``'s row, or None for Django's own path (a column this does not know)."""
+        cells = []
+        for name in changelist.list_display:
+            if name == "action_checkbox":
+                cells.append(format_html('<td class="action-checkbox">{}</td>', self.action_checkbox(sensor)))
+            elif name == "sensor_id":
+                url = f"{changelist.sensor_url_prefix}{sensor.pk}/change/"
+                if changelist.preserved_filters:
+                    url = add_preserved_filters(
+                        {"preserved_filters": changelist.preserved_filters, "opts": changelist.opts}, url
+                    )
+                cells.append(format_html('<th class="field-sensor_id"><a href="{}">{}</a></th>', url, sensor.sensor_id))
+            elif name == "sensor_type":
+                cells.append(format_html('<td class="field-sensor_type">{}</td>', sensor.get_sensor_type_display()))
+            elif name in self.FAST_COLUMNS:
+                cells.append(format_html('<td class="field-{}">{}</td>', name, getattr(self, name)(sensor)))
+            else:
+                return None
+        return cells
 
     @admin.display(description="asset", ordering="asset__code")
     def asset_code(self, obj):

@@ -182,6 +182,7 @@ CHART_MAX_MARKS = 1000
 SPARKLINE_HOURS = 24
 ATTENTION_LIMIT = 50
 RECENT_COUNT_CACHE_TIMEOUT = 60
+SPARKLINE_CACHE_TIMEOUT = 600
 # Chart buckets narrower than the API's (BUCKETS starts at a minute), for sensors that read more often.
 CHART_BUCKETS = [timedelta(seconds=seconds) for seconds in (1, 2, 5, 10, 15, 30)] + list(BUCKETS.values())
 DEFAULT_CHART_INTERVAL = timedelta(minutes=1)
@@ -374,6 +375,24 @@ def sensor_sparklines(
     windows = {pk: sparkline_window(reading, now, hours) for pk, reading in latest.items() if reading is not None}
     if not windows:
         return {}
+    # Cached per sensor under its window and its newest reading's time: a new reading (ingest drops the cached
+    # latest reading, so the next read sees its time) or the next hour makes a new key, never a stale line.
+    keys = {
+        f"readings:spark:{pk}:{int(start.timestamp())}:{int(end.timestamp())}:{latest[pk]['time'].timestamp()}": pk
+        for pk, (start, end) in windows.items()
+    }
+    cached = {keys[key]: line for key, line in cache.get_many(list(keys)).items()}
+    missing = {pk: window for pk, window in windows.items() if pk not in cached}
+    lines = _sparkline_lines(missing) if missing else {}
+    cache.set_many(
+        {key: lines.get(pk, {"x": [], "y": []}) for key, pk in keys.items() if pk in missing},
+        timeout=SPARKLINE_CACHE_TIMEOUT,
+    )
+    lines.update(cached)
+    return {pk: line for pk, line in lines.items() if line["x"]}
+
+
+def _sparkline_lines(windows: dict[int, tuple[datetime, datetime]]) -> dict[int, dict]:
     connection = connections[Reading.objects.db]
     if connection.vendor == "postgresql":
         rows = _sparkline_rows_postgresql(connection, windows)

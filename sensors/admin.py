@@ -1,9 +1,11 @@
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
 from django.db.models import Count
 from django.utils.html import format_html
 from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
@@ -15,6 +17,20 @@ from sensors.services import sensor_set_status
 admin.site.unregister(LibraryAPIKey)
 
 CONSOLE_CSS = {"all": ["css/admin/console.css"]}
+
+
+class QuickCheckboxAdmin:
+    """The list's action checkbox written directly: Django renders a form widget template per row, which was a
+    third of the sensor list's rendering (100 rows)."""
+
+    def action_checkbox(self, obj):
+        label = format_html(_("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
 
 class TitledAdmin:
@@ -76,7 +92,7 @@ class SensorInline(admin.TabularInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(TitledAdmin, admin.ModelAdmin):
+class AssetAdmin(QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
     list_display = ["code", "name", "site", "location", "criticality", "status_badge", "sensor_count", "updated_at"]
     list_filter = ["site", "criticality", "status"]
     search_fields = ["code", "name", "site", "location"]
@@ -99,7 +115,7 @@ class AssetAdmin(TitledAdmin, admin.ModelAdmin):
 
 
 @admin.register(Sensor)
-class SensorAdmin(TitledAdmin, admin.ModelAdmin):
+class SensorAdmin(QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
     list_display = ["sensor_id", "name", "asset", "sensor_type", "unit", "status_badge", "normal_min", "normal_max"]
     list_filter = ["status", "sensor_type", "asset__site", ("asset", AssetListFilter)]
     list_select_related = ["asset"]

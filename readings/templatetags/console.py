@@ -2,6 +2,7 @@
 settings (USE_THOUSAND_SEPARATOR would also group the ids in links)."""
 
 from django import template
+from django.contrib.admin.templatetags.admin_list import ResultList, result_headers, results
 
 register = template.Library()
 
@@ -14,3 +15,27 @@ def thousands(value):
     if isinstance(value, bool) or not isinstance(value, int):
         return value
     return f"{value:,}"
+
+
+@register.inclusion_tag("admin/change_list_results.html")
+def fast_result_list(cl):
+    """Django's result list (same template, headers and markup), each row's cells from the ModelAdmin's
+    ``result_cells(obj, changelist)`` where it gives them: Django's generic path per cell cost most of a list of
+    100 sensors. Rows it declines (None) take Django's own path."""
+    headers = list(result_headers(cl))
+    rows = []
+    for obj in cl.result_list:
+        cells = cl.model_admin.result_cells(obj, cl)
+        if cells is None:
+            return {
+                "cl": cl,
+                "result_headers": headers,
+                "num_sorted_fields": _sorted(headers),
+                "results": list(results(cl)),
+            }
+        rows.append(ResultList(None, cells))
+    return {"cl": cl, "result_headers": headers, "num_sorted_fields": _sorted(headers), "results": rows}
+
+
+def _sorted(headers) -> int:
+    return sum(1 for header in headers if header["sortable"] and header["sorted"])

@@ -1,0 +1,62 @@
+"""Hot spots (issue 15): the sensor list's rows written directly (same markup as Django's own path), its
+sparklines cached per sensor under its newest reading, and the cache's decoding of pickled values."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from readings.admin import SensorAdmin
+from tests.admin.conftest import fill
+from tests.factories import SensorFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def rows(html: str) -> list[str]:
+    body = re.search(r"<tbody>(.*?)</tbody>", html, re.S).group(1)
+    return re.findall(r"<tr>(.*?)</tr>", body, re.S)
+
+
+def test_the_fast_rows_are_the_rows_django_writes(superuser_client, monkeypatch):
+    for n in range(3):
+        sensor = SensorFactory()
+        fill(sensor, 30, value=lambda i, n=n: 95.0 if n == 1 else 40.0)
+    url = "/admin/sensors/sensor/?sensor_type__exact=temperature"
+    fast = rows(superuser_client.get(url).content.decode())
+    monkeypatch.setattr(SensorAdmin, "result_cells", lambda self, obj, changelist: None)
+    generic = rows(superuser_client.get(url).content.decode())
+    assert len(fast) == len(generic) == 3
+    # The same cells; only "now" (the age's text) may move between the two requests.
+    strip = lambda row: re.sub(r"\s+", " ", re.sub(r"<time[^>]*>.*?</time>", "", row)).strip()  # noqa: E731
+    assert [strip(row) for row in fast] == [strip(row) for row in generic]
+    assert "_changelist_filters=sensor_type__exact" in fast[0]
+
+
+def test_a_sparkline_follows_a_new_reading_through_its_cache(staff_client):
+    sensor = SensorFactory()
+    now = timezone.now().replace(second=0, microsecond=0)
+    fill(sensor, 60, end=now - timedelta(hours=1), value=lambda i: 40.0)
+
+    def line():
+        html = staff_client.get("/admin/sensors/sensor/").content.decode()
+        return re.search(r'class="sm-sparkline"[^>]*data-y="([^"]*)"', html).group(1)
+
+    before = line()
+    assert line() == before  # from the cache
+    fill(sensor, 1, end=now, value=lambda i: 70.0)
+    cache.delete(f"readings:latest:{sensor.pk}")  # what ingest does for the sensors it wrote to
+    assert line() != before
+
+
+def test_the_cache_decodes_pickles_and_integers():
+    cache.set("hot-spots:pickled", {"reading": {"value": 1.5}})
+    cache.set("hot-spots:integer", 42)
+    cache.set("hot-spots:text", "plain")
+    assert cache.get_many(["hot-spots:pickled", "hot-spots:integer", "hot-spots:text"]) == {
+        "hot-spots:pickled": {"reading": {"value": 1.5}},
+        "hot-spots:integer": 42,
+        "hot-spots:text": "plain",
+    }
