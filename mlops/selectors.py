@@ -47,6 +47,45 @@ def readings_due_count(*, sensors: list[Sensor], since: dict[int, datetime], unt
     return Reading.objects.filter(sensor__in=[sensor.pk for sensor in sensors], time__gte=first, time__lt=last).count()
 
 
+def scoring_due(*, window: int, using: str = "default") -> bool:
+    """Whether a scheduled scoring run would find a window to score now, asked cheaply (the ingest side asks it
+    before queueing one, so that readings arriving every few seconds do not keep a scoring worker busy with runs
+    that find nothing): some active sensor's window after its watermark has ended and holds its last reading
+    (its readings are in), or an active sensor with readings was never scored. One query, an index probe per
+    sensor; on databases other than PostgreSQL always true.
+
+    It may say yes where a run then scores nothing (a peer's window not ready yet), and no where a window is
+    ready only because the grace ran out (a reading missing and none after it): the scheduled runs score those.
+    """
+    from mlops.models import ScoringWatermark
+    from readings.models import Reading
+    from sensors.choices import SensorStatus
+
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return True
+    sql = f"""
+        SELECT EXISTS (
+            SELECT 1 FROM {Sensor._meta.db_table} s
+            LEFT JOIN {ScoringWatermark._meta.db_table} w ON w.sensor_id = s.id
+            WHERE s.status = %(active)s AND (
+                (w.sensor_id IS NULL AND EXISTS (SELECT 1 FROM {Reading._meta.db_table} r WHERE r.sensor_id = s.id))
+                OR (
+                    w.scored_until + make_interval(secs => s.sampling_interval * %(window)s) <= now()
+                    AND EXISTS (
+                        SELECT 1 FROM {Reading._meta.db_table} r
+                        WHERE r.sensor_id = s.id
+                        AND r.time >= w.scored_until + make_interval(secs => s.sampling_interval * (%(window)s - 1))
+                    )
+                )
+            )
+        )
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"active": SensorStatus.ACTIVE, "window": window})
+        return bool(cursor.fetchone()[0])
+
+
 def scoring_runs_flagged(*, using: str = "default") -> list:
     """The "Score readings" job's own flags (registered with smartmaint.jobs): each sensor type whose latest
     scheduled run scored 0 windows while readings were due (``ScoringRun.flagged``). A later run that scores

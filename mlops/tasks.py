@@ -13,8 +13,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from mlops import services
+from mlops.features import WINDOW
 from mlops.registry import MLflowUnavailable
 from mlops.runs import scoring_run, training_run
+from mlops.selectors import scoring_due
 from smartmaint.celery import TRANSIENT_ERRORS, JobTask
 
 # MLflow down or frozen is transient too; bad data (ValueError, IntegrityError, ...) never is.
@@ -86,11 +88,13 @@ def scoring_soon_after_ingest(*, sensor_pks: list[int]) -> None:
 
 @shared_task(base=JobTask, name="mlops.readings_ingested")
 def readings_ingested() -> dict:
-    """Ingest side (the ingest queue): readings arrived in the last SCORING_AFTER_INGEST_SECONDS; put one scoring
-    run on the scoring queue, unless one queued earlier has not started (it will score these too). Costs a cache
-    round trip: the scoring itself runs on the scoring workers, which find nothing to do cheaply when no window
-    completed."""
+    """Ingest side (the ingest queue): readings arrived in the last SCORING_AFTER_INGEST_SECONDS; when a window
+    has completed since the last run (``mlops.selectors.scoring_due``, one query), put one scoring run on the
+    scoring queue, unless one queued earlier has not started (it will score these too). The scoring itself runs
+    on the scoring workers."""
+    if not scoring_due(window=WINDOW):
+        return {"queued": False, "due": False}  # no window completed since the last run: nothing to score yet
     if not cache.add(SCORING_QUEUED, 1, timeout=settings.CELERY_TASK_TIME_LIMIT):
-        return {"queued": False}
+        return {"queued": False, "due": True}
     readings_score_pending.apply_async(expires=settings.JOBS_SCORING_SECONDS)
-    return {"queued": True}
+    return {"queued": True, "due": True}
