@@ -622,6 +622,9 @@ def alerts_notify(*, alert_ids: list[int] | None = None) -> dict[str, int]:
                 break
             for alert in alerts:
                 reached[alert.pk].add(email)
+                # Recorded at once, not when the run ends: should this run die now (killed, its worker lost and
+                # the task redelivered), the run that takes the claim back mails only the addresses not reached.
+                _alert_mail_reached(alert, claimed_at, notified_to=sorted(reached[alert.pk]))
     finally:
         _smtp_close(connection, failed=error is not None)
 
@@ -729,6 +732,15 @@ def _alerts_claim(*, alert_ids: list[int] | None) -> tuple[list, datetime]:
         if state == AlertMailState.SENDING:
             logger.warning("Alert %s: claimed for mail before %s and never finished; mailing it again.", pk, expired)
     return list(Alert.objects.filter(pk__in=pks).select_related("sensor").order_by("pk")), now
+
+
+def _alert_mail_reached(alert, claimed_at: datetime, *, notified_to: list[str]) -> None:
+    """Record the addresses ``alert``'s mail has reached so far, while this run's claim on it holds."""
+    from mlops.models import Alert
+
+    Alert.objects.filter(pk=alert.pk, notify_state=AlertMailState.SENDING, notify_claimed_at=claimed_at).update(
+        notified_to=notified_to
+    )
 
 
 def alert_mail_retry_delay(attempts: int) -> timedelta:

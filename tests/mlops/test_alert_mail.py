@@ -307,3 +307,41 @@ def test_a_send_that_keeps_failing_waits_longer_before_each_attempt(settings):
     alert.refresh_from_db()
     assert alert.notify_state == "sent" and alert.notify_attempts == 5 and alert.notify_next_at is None
     assert inbox.recipients() == [email]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_run_killed_midway_is_taken_over_without_mailing_anyone_twice(settings):
+    import signal
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.conftest import ROOT
+    from tests.workers import worker_env
+
+    email = subscribe("tech")
+    alerts = open_alerts(3)
+    with smtp_server(delay=1.0) as inbox:
+        env = worker_env(EMAIL_SMTP_HOST=inbox.host, EMAIL_SMTP_PORT=str(inbox.port), EMAIL_SMTP_USE_TLS="false")
+        run = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "check_alerts"], cwd=ROOT, env=env)
+        try:
+            # Killed (as a lost worker would be) once its first mail went out and was recorded.
+            deadline = time.monotonic() + 120
+            while not Alert.objects.exclude(notified_to=[]).exists():
+                assert run.poll() is None and time.monotonic() < deadline, "the run ended before any mail"
+                time.sleep(0.05)
+            run.send_signal(signal.SIGKILL)
+        finally:
+            run.wait()
+        assert len(inbox.messages) == 1
+    assert set(Alert.objects.values_list("notify_state", flat=True)) == {"sending"}
+
+    # Its claims taken back after ALERT_MAIL_CLAIM_TIMEOUT (dated back here): the next run mails only the others.
+    Alert.objects.update(notify_claimed_at=timezone.now() - timedelta(seconds=settings.ALERT_MAIL_CLAIM_TIMEOUT + 1))
+    with smtp_server() as again:
+        use_smtp(settings, again.host, again.port)
+        assert alerts_notify()["sent"] == 3
+    assert len(again.messages) == 2 and again.recipients() == [email] * 2
+    assert set(Alert.objects.filter(pk__in=[a.pk for a in alerts]).values_list("notify_state", flat=True)) == {"sent"}
