@@ -237,3 +237,25 @@ def test_dates_read_one_way_across_the_console(staff_client):
     assert "a.m." not in content and "p.m." not in content
     listing = staff_client.get("/admin/sensors/asset/").content.decode()
     assert timezone.localtime(asset.updated_at).strftime("%Y-%m-%d %H:%M") in listing
+
+
+@pytest.mark.parametrize("span", [H, 7 * D, 400 * D])
+def test_chart_columns_are_the_api_aggregates_filled_with_nulls(span, settings):
+    """sensor_chart fills its buckets in integers, not through readings_buckets: the same numbers, bucket by bucket,
+    also where the range starts before READINGS_MIN_TIME (clamped alike) or is empty."""
+    from readings.aggregates import readings_buckets
+    from readings.selectors import sensor_chart
+
+    sensor = SensorFactory(sampling_interval=30)
+    fill(sensor, 600, end=END - 7 * M, step=timedelta(seconds=30), value=lambda i: float(i % 13))
+    settings.READINGS_MIN_TIME = END - 2 * D
+    for start, end in ((END - span + 17 * S, END), (END - 2 * D - span, END - 2 * D + H), (END, END)):
+        chart = sensor_chart(sensor=sensor, start=start, end=end)
+        bucket = timedelta(seconds=chart["bucket_seconds"])
+        rows = readings_buckets(
+            sensor_pk=sensor.pk, start=start, end=end, bucket=bucket, aggs=("avg", "min", "max"), fill="null"
+        )
+        assert chart["x"] == [int(row["bucket"].timestamp()) for row in rows]
+        assert (chart["avg"], chart["min"], chart["max"]) == tuple(
+            [row[agg] for row in rows] for agg in ("avg", "min", "max")
+        )
