@@ -19,17 +19,26 @@ def _within_key_limit(queryset: QuerySet, key: APIKey | None, *, site: str, asse
     return queryset
 
 
-def assets_visible(*, key: APIKey | None) -> QuerySet[Asset]:
-    """Every asset for users; for an API key, only its site and/or its assets."""
-    return _within_key_limit(Asset.objects.all(), key, site="site", asset="pk")
+def assets_visible(*, key: APIKey | None, user=None) -> QuerySet[Asset]:
+    """For an API key, only its site and/or its assets; for a person (``user``), the sites they are given
+    (``user_sites``)."""
+    assets = _within_key_limit(Asset.objects.all(), key, site="site", asset="pk")
+    return assets if key is not None or user is None else within_user_sites(assets, user)
 
 
-def sensors_visible(*, key: APIKey | None) -> QuerySet[Sensor]:
-    return _within_key_limit(Sensor.objects.select_related("asset"), key, site="asset__site", asset="asset_id")
+def sensors_visible(*, key: APIKey | None, user=None) -> QuerySet[Sensor]:
+    sensors = _within_key_limit(Sensor.objects.select_related("asset"), key, site="asset__site", asset="asset_id")
+    return sensors if key is not None or user is None else within_user_sites(sensors, user, site="asset__site")
 
 
 def user_sites(user) -> list[str] | None:
-    """The site names ``user`` may see, or None for every site (superusers, ``UserSites.all_sites``)."""
+    """The site names ``user`` may see, or None for every site: the one rule for site access, used by every list,
+    page and API that a person reads (work orders, the fleet, readings, anomalies).
+
+    Superusers, and people given *all sites*, see every site; people given sites (``UserSites``) see those. People
+    in a group (Maintenance manager, Technician, Viewer, ...) without sites given see none. Accounts in no group
+    and without sites given (integrators' API users, which predate site access) are not limited.
+    """
     if user is None or not user.is_authenticated:
         return []
     if user.is_superuser:
@@ -37,10 +46,24 @@ def user_sites(user) -> list[str] | None:
     cached = getattr(user, "_sites_visible", False)
     if cached is not False:
         return cached
-    from sensors.models import UserSites
+    from django.contrib.auth import get_user_model
+    from django.db.models import Exists, OuterRef
 
-    access = UserSites.objects.filter(user_id=user.pk).first()
-    sites = None if access is not None and access.all_sites else list(access.sites if access else [])
+    model = get_user_model()
+    in_group = Exists(model.groups.through.objects.filter(**{f"{model._meta.model_name}_id": OuterRef("pk")}))
+    # One query: lists and endpoints pin their query counts.
+    row = (
+        model.objects.filter(pk=user.pk)
+        .annotate(in_group=in_group)
+        .values("site_access__pk", "site_access__all_sites", "site_access__sites", "in_group")
+        .first()
+    )
+    if row is None:
+        sites = []
+    elif row["site_access__pk"] is not None:
+        sites = None if row["site_access__all_sites"] else list(row["site_access__sites"] or [])
+    else:
+        sites = [] if row["in_group"] else None
     user._sites_visible = sites
     return sites
 

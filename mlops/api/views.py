@@ -58,7 +58,7 @@ class SensorScoreView(APIView):
         summary="Score a sensor's recent readings",
     )
     def post(self, request, sensor_id):
-        sensor = get_object_or_404(sensors_visible(key=request_key(request)), sensor_id=sensor_id)
+        sensor = get_object_or_404(sensors_visible(key=request_key(request), user=request.user), sensor_id=sensor_id)
         body = ScoreRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         end = timezone.now()
@@ -90,4 +90,4 @@ class AnomalyListView(generics.ListAPIView):
     ordering = ["-start"]
 
     def get_queryset(self):
-        return anomalies_list(sensors=sensors_visible(key=request_key(self.request)))
+        return anomalies_list(sensors=sensors_visible(key=request_key(self.request), user=self.request.user))

@@ -76,7 +76,7 @@ class IngestView(APIView):
             )
         result = readings_ingest(
             items=items,
-            sensors=sensors_visible(key=request_key(request)),
+            sensors=sensors_visible(key=request_key(request), user=request.user),
             now=timezone.now(),
             max_future_skew=settings.INGEST_MAX_FUTURE_SKEW,
         )
@@ -102,7 +102,7 @@ class SensorMixin:
     def get_sensor(self):
         # Once per request: the queryset and the CSV stream both need it.
         if not hasattr(self, "_sensor"):
-            visible = sensors_visible(key=request_key(self.request))
+            visible = sensors_visible(key=request_key(self.request), user=self.request.user)
             self._sensor = get_object_or_404(visible, sensor_id=self.kwargs["sensor_id"])
         return self._sensor
 
@@ -314,7 +314,7 @@ class SensorLatestView(SensorMixin, APIView):
 )
 class FleetStatusView(SensorMixin, APIView):
     def get(self, request):
-        states = fleet_status(sensors=sensors_visible(key=request_key(request)))
+        states = fleet_status(sensors=sensors_visible(key=request_key(request), user=request.user))
         counts = Counter(state["connectivity"] for state in states)
         counts["out_of_range"] = sum(1 for state in states if state["out_of_range"])
         counts["total"] = len(states)
@@ -335,7 +335,7 @@ class FaultLabelListView(generics.ListAPIView):
     ordering = ["start"]
 
     def get_queryset(self):
-        return fault_labels_list(sensors=sensors_visible(key=request_key(self.request)))
+        return fault_labels_list(sensors=sensors_visible(key=request_key(self.request), user=self.request.user))
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)

@@ -4,20 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('readings', '0003_faultlabel_source_import'),
+        ("readings", "0003_faultlabel_source_import"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='faultlabel',
-            name='kind',
-            field=models.CharField(choices=[('spike', 'Spike'), ('dropout', 'Drop-out (no readings)'), ('stuck', 'Stuck value (flatline)'), ('noise_burst', 'Noise burst'), ('level_shift', 'Level shift'), ('drift', 'Drift'), ('degradation', 'Slow degradation'), ('normal', 'Normal (false alarm)')], max_length=16),
+            model_name="faultlabel",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("spike", "Spike"),
+                    ("dropout", "Drop-out (no readings)"),
+                    ("stuck", "Stuck value (flatline)"),
+                    ("noise_burst", "Noise burst"),
+                    ("level_shift", "Level shift"),
+                    ("drift", "Drift"),
+                    ("degradation", "Slow degradation"),
+                    ("normal", "Normal (false alarm)"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='faultlabel',
-            name='source',
-            field=models.CharField(choices=[('seed', 'Injected by seed_data'), ('manual', 'Labelled by staff'), ('import', 'Imported with readings (import_readings)'), ('staff', "Recorded by staff as a work order's finding")], default='manual', max_length=16),
+            model_name="faultlabel",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("seed", "Injected by seed_data"),
+                    ("manual", "Labelled by staff"),
+                    ("import", "Imported with readings (import_readings)"),
+                    ("staff", "Recorded by staff as a work order's finding"),
+                ],
+                default="manual",
+                max_length=16,
+            ),
         ),
     ]

@@ -7,7 +7,7 @@ from sensors.api.permissions import FleetPermission, request_key
 from sensors.api.serializers import AssetSerializer, SensorSerializer
 from sensors.filtersets import AssetFilterSet, SensorFilterSet
 from sensors.models import EXTERNAL_ID_PATTERN, Asset, Sensor
-from sensors.selectors import assets_visible, sensors_visible
+from sensors.selectors import assets_visible, sensors_visible, user_sites
 
 
 class Conflict(exceptions.APIException):
@@ -38,7 +38,9 @@ class FleetViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         key = request_key(self.request)
-        return self.queryset.filter(pk__in=type(self).visible(key=key)) if key is not None else self.queryset
+        if key is None and user_sites(self.request.user) is None:
+            return self.queryset  # not limited: no subquery
+        return self.queryset.filter(pk__in=type(self).visible(key=key, user=None if key else self.request.user))
 
     def perform_destroy(self, instance):
         # Assets keep their sensors (on_delete=PROTECT): say which, instead of failing with a 500.

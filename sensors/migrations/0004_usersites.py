@@ -6,24 +6,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sensors', '0003_normal_model_baseline_thresholds'),
+        ("sensors", "0003_normal_model_baseline_thresholds"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UserSites',
+            name="UserSites",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('all_sites', models.BooleanField(default=False, help_text='Sees every site, including sites added later.')),
-                ('sites', models.JSONField(blank=True, default=list, help_text='Site names, e.g. ["North Plant"].')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='site_access', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "all_sites",
+                    models.BooleanField(default=False, help_text="Sees every site, including sites added later."),
+                ),
+                ("sites", models.JSONField(blank=True, default=list, help_text='Site names, e.g. ["North Plant"].')),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="site_access",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'site access',
-                'verbose_name_plural': 'site access',
+                "verbose_name": "site access",
+                "verbose_name_plural": "site access",
             },
         ),
     ]
