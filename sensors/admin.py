@@ -80,6 +80,27 @@ class AssetListFilter(admin.RelatedOnlyFieldListFilter):
 
     template = "admin/filter_select.html"
 
+    def choices(self, changelist):
+        # One query string per list, each option appending its asset to it: Django builds (copies, sorts and
+        # urlencodes) the whole query string once per option, and a plant's hundreds of assets made this filter
+        # a fifth of the sensor list's time.
+        if changelist.add_facets or self.include_empty_choice:
+            yield from super().choices(changelist)
+            return
+        base = changelist.get_query_string(remove=[self.lookup_kwarg, self.lookup_kwarg_isnull])
+        joiner = "" if base == "?" else "&"
+        yield {
+            "selected": self.lookup_val is None and not self.lookup_val_isnull,
+            "query_string": base,
+            "display": _("All"),
+        }
+        for pk_val, val in self.lookup_choices:
+            yield {
+                "selected": self.lookup_val is not None and str(pk_val) in self.lookup_val,
+                "query_string": f"{base}{joiner}{self.lookup_kwarg}={pk_val}",
+                "display": val,
+            }
+
 
 class SensorInline(admin.TabularInline):
     model = Sensor

@@ -60,3 +60,15 @@ def test_the_cache_decodes_pickles_and_integers():
         "hot-spots:integer": 42,
         "hot-spots:text": "plain",
     }
+
+
+def test_the_asset_filter_builds_the_same_links(staff_client):
+    sensors = [SensorFactory() for _ in range(3)]
+    url = "/admin/sensors/sensor/?status__exact=active"
+    html = staff_client.get(url).content.decode()
+    options = dict(re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', html))
+    for sensor in sensors:
+        query = next(value for value, label in options.items() if label.strip() == str(sensor.asset))
+        response = staff_client.get("/admin/sensors/sensor/" + query.replace("&amp;", "&"))
+        assert [s.pk for s in response.context["cl"].result_list] == [sensor.pk]
+    assert "?status__exact=active" in options  # "All" keeps the other filters
