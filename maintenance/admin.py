@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from maintenance.choices import ACTIVE_STATUSES
 from maintenance.models import Attachment, Finding, WorkOrder, WorkOrderEvent
 from maintenance.selectors import work_orders_visible
-from maintenance.services import work_order_raise_from_alert, work_order_raise_from_anomaly
+from maintenance.services import work_order_edit, work_order_raise_from_alert, work_order_raise_from_anomaly
 from mlops.admin import AlertAdmin as BaseAlertAdmin
 from mlops.admin import AnomalyAdmin as BaseAnomalyAdmin
 from mlops.models import Alert, Anomaly
@@ -161,6 +161,15 @@ class WorkOrderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # raised from alerts and anomalies, or through the API (maintenance.services)
+
+    def save_model(self, request, obj, form, change):
+        # Title, description and priority only (the rest is read-only here); through the service, so that a new
+        # priority moves the due date and the timeline says who changed what.
+        edits = {
+            name: form.cleaned_data[name] for name in ("title", "description", "priority") if name in form.changed_data
+        }
+        if change and edits:
+            work_order_edit(work_order=obj, user=request.user, **edits)
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "asset", "sensor", "assignee"]

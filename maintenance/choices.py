@@ -56,6 +56,7 @@ class WorkOrderEventKind(models.TextChoices):
     ASSIGNMENT = "assignment", "Assignment"
     ATTACHMENT = "attachment", "Attachment"
     FINDING = "finding", "Finding"
+    EDIT = "edit", "Edited"
 
 
 class FindingOutcome(models.TextChoices):

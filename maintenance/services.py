@@ -208,6 +208,29 @@ def work_order_set_status(*, work_order: WorkOrder, status: str, user=None, note
 
 
 @transaction.atomic
+def work_order_edit(*, work_order: WorkOrder, user=None, **changes) -> WorkOrder:
+    """Change the title, description or priority (a manager's edits); a new priority sets the due date from its
+    service level, counted from the work order's creation."""
+    unknown = set(changes) - {"title", "description", "priority"}
+    if unknown:
+        raise WorkOrderError(f"Cannot edit {', '.join(sorted(unknown))} here.")
+    work_order = _locked(work_order)
+    changed = [name for name, value in changes.items() if getattr(work_order, name) != value]
+    if not changed:
+        return work_order
+    for name in changed:
+        setattr(work_order, name, changes[name])
+    fields = [*changed, "updated_at"]
+    if "priority" in changed:
+        work_order.due_at = work_order_due(priority=work_order.priority, start=work_order.created_at)
+        fields.append("due_at")
+    work_order.save(update_fields=fields)
+    priority = f" (priority {work_order.get_priority_display().lower()})" if "priority" in changed else ""
+    _event(work_order, WorkOrderEventKind.EDIT, _user_or_none(user), text=f"Edited {', '.join(changed)}{priority}.")
+    return work_order
+
+
+@transaction.atomic
 def work_order_assign(*, work_order: WorkOrder, assignee, user=None) -> WorkOrder:
     """Give ``work_order`` to ``assignee`` (None: take it back). An open work order becomes assigned, an assigned
     one with nobody open again. The assignee is mailed once the change commits."""

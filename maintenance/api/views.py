@@ -161,9 +161,7 @@ class WorkOrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             raise exceptions.PermissionDenied("Only maintenance managers assign and edit work orders.")
         try:
             if edits:
-                for name, value in edits.items():
-                    setattr(work_order, name, value)
-                work_order.save(update_fields=[*edits, "updated_at"])
+                work_order = services.work_order_edit(work_order=work_order, user=user, **edits)
             if "assignee" in data:
                 work_order = services.work_order_assign(
                     work_order=work_order, assignee=self._assignee(data["assignee"]), user=user

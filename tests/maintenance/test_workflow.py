@@ -59,7 +59,9 @@ def test_raise_from_anomaly_uses_its_alert_or_the_anomaly(north_sensor, manager)
 
 def test_service_levels_come_from_settings(settings, north_sensor, manager):
     settings.WORK_ORDER_SERVICE_LEVELS = {**settings.WORK_ORDER_SERVICE_LEVELS, "low": 2}
-    work_order = work_order_create(asset=north_sensor.asset, title="Grease", priority=WorkOrderPriority.LOW, user=manager)
+    work_order = work_order_create(
+        asset=north_sensor.asset, title="Grease", priority=WorkOrderPriority.LOW, user=manager
+    )
     assert work_order.due_at - work_order.created_at == pytest.approx(timedelta(hours=2), abs=timedelta(seconds=5))
 
 
@@ -153,7 +155,9 @@ def test_false_alarm_becomes_a_normal_label_over_the_anomaly(north_sensor, manag
     alert = open_alert(north_sensor, anomaly=anomaly)
     work_order, _ = work_order_raise_from_alert(alert=alert, user=manager)
     work_order_assign(work_order=work_order, assignee=technician, user=manager)
-    work_order_record_finding(work_order=work_order, user=technician, outcome=FindingOutcome.FALSE_ALARM, cause="Test run")
+    work_order_record_finding(
+        work_order=work_order, user=technician, outcome=FindingOutcome.FALSE_ALARM, cause="Test run"
+    )
     label = FaultLabel.objects.get(sensor=north_sensor)
     assert (label.kind, label.start, label.end, label.source) == (
         FaultKind.NORMAL,
@@ -192,3 +196,17 @@ def test_confirmed_fault_needs_kind_and_start(north_sensor, manager, technician)
 )
 def test_attachment_names_are_sanitised(given, expected):
     assert attachment_clean_name(given) == expected
+
+
+def test_a_new_priority_moves_the_due_date(north_sensor, manager):
+    from maintenance.services import work_order_edit
+
+    work_order = work_order_create(
+        asset=north_sensor.asset, title="Grease", priority=WorkOrderPriority.LOW, user=manager
+    )
+    work_order_edit(work_order=work_order, user=manager, priority=WorkOrderPriority.URGENT, title="Grease now")
+    work_order.refresh_from_db()
+    assert work_order.title == "Grease now"
+    assert work_order.due_at - work_order.created_at == pytest.approx(timedelta(hours=4), abs=timedelta(seconds=5))
+    event = work_order.events.get(kind=WorkOrderEventKind.EDIT)
+    assert event.user == manager and "priority urgent" in event.text
