@@ -151,34 +151,60 @@ class AssetFrame:
         return self.X[:, sensor * len(SENSOR_FEATURES) + SENSOR_FEATURES.index(feature)]
 
 
-def _sensor_windows(series: Series, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(slot numbers, features rows x SENSOR_FEATURES, reading counts) of one sensor's windows, vectorised."""
-    span = span_of(series.interval, window)
-    slots = slot_of(series.times, span)
-    if not len(slots):
-        return np.zeros(0, np.int64), np.zeros((0, len(SENSOR_FEATURES))), np.zeros(0, np.int64)
-    boundaries = np.flatnonzero(np.diff(slots)) + 1
-    starts = np.concatenate([[0], boundaries])
-    counts = np.diff(np.concatenate([starts, [len(slots)]]))
-    values = series.values.astype(np.float64)
-    sums = np.add.reduceat(values, starts)
-    means = sums / counts
-    centred = values - np.repeat(means, counts)
-    var = np.add.reduceat(centred * centred, starts) / counts
-    highs = np.maximum.reduceat(values, starts)
-    lows = np.minimum.reduceat(values, starts)
-    same = np.concatenate([[False], np.diff(values) == 0])
-    same[starts] = False  # a window's first reading repeats nothing of its own window
-    repeats = np.add.reduceat(same.astype(np.float64), starts) / np.maximum(counts - 1, 1)
-    features = np.column_stack([means, np.log(np.sqrt(var) + _EPS), np.log(highs - lows + _EPS), repeats])
-    keep = counts >= max(2, window // 2)  # too few readings to say anything
-    return slots[starts][keep], features[keep], counts[keep]
+def _sensor_windows(series: list[Series], window: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per series: (slot numbers, features rows x SENSOR_FEATURES, reading counts) of its windows.
+
+    Vectorised across the series of one window span (one pass over their readings laid end to end): a run scores
+    hundreds of assets of a few sensors each, and a pass per sensor was mostly Python's overhead."""
+    empty = (np.zeros(0, np.int64), np.zeros((0, len(SENSOR_FEATURES))), np.zeros(0, np.int64))
+    found: list = [empty] * len(series)
+    by_span: dict[np.timedelta64, list[int]] = {}
+    for index, item in enumerate(series):
+        if len(item.times):
+            by_span.setdefault(span_of(item.interval, window), []).append(index)
+    for span, members in by_span.items():
+        lengths = np.array([len(series[index].times) for index in members])
+        owner = np.repeat(np.arange(len(members)), lengths)
+        slots = slot_of(np.concatenate([series[index].times for index in members]), span)
+        values = np.concatenate([series[index].values for index in members]).astype(np.float64)
+        # A window starts where the slot or the series changes.
+        change = np.ones(len(slots), bool)
+        change[1:] = (slots[1:] != slots[:-1]) | (owner[1:] != owner[:-1])
+        starts = np.flatnonzero(change)
+        counts = np.diff(np.append(starts, len(slots)))
+        sums = np.add.reduceat(values, starts)
+        means = sums / counts
+        centred = values - np.repeat(means, counts)
+        var = np.add.reduceat(centred * centred, starts) / counts
+        highs = np.maximum.reduceat(values, starts)
+        lows = np.minimum.reduceat(values, starts)
+        same = np.concatenate([[False], np.diff(values) == 0])
+        same[starts] = False  # a window's first reading repeats nothing of its own window
+        repeats = np.add.reduceat(same.astype(np.float64), starts) / np.maximum(counts - 1, 1)
+        features = np.column_stack([means, np.log(np.sqrt(var) + _EPS), np.log(highs - lows + _EPS), repeats])
+        keep = counts >= max(2, window // 2)  # too few readings to say anything
+        kept_owner, kept_slots = owner[starts][keep], slots[starts][keep]
+        features, counts = features[keep], counts[keep]
+        bounds = np.searchsorted(kept_owner, np.arange(len(members) + 1))
+        for k, index in enumerate(members):
+            mine = slice(bounds[k], bounds[k + 1])
+            found[index] = (kept_slots[mine], features[mine], counts[mine])
+    return found
 
 
 def asset_frame(series: list[Series], sensor_ids: list[str], *, window: int) -> AssetFrame:
     """The frame of one asset's sensors (``series`` and their IDs in the same order)."""
+    return asset_frames([(series, sensor_ids)], window=window)[0]
+
+
+def asset_frames(assets: list[tuple[list[Series], list[str]]], *, window: int) -> list[AssetFrame]:
+    """``asset_frame`` of each asset, (series, sensor IDs), their windows computed together."""
+    windows = iter(_sensor_windows([item for series, _ in assets for item in series], window))
+    return [_frame(series, sensor_ids, [next(windows) for _ in series], window) for series, sensor_ids in assets]
+
+
+def _frame(series: list[Series], sensor_ids: list[str], per_sensor: list, window: int) -> AssetFrame:
     spans = [span_of(item.interval, window) for item in series]
-    per_sensor = [_sensor_windows(item, window) for item in series]
     grid_span = min(spans) if spans else np.timedelta64(1, "s")
     found = [EPOCH + span * slots for (slots, _, _), span in zip(per_sensor, spans, strict=True) if len(slots)]
     if not found:
@@ -193,6 +219,12 @@ def asset_frame(series: list[Series], sensor_ids: list[str], *, window: int) -> 
     count = np.zeros((len(grid), len(series)), dtype=np.int64)
     for i, ((slots, features, counts), span) in enumerate(zip(per_sensor, spans, strict=True)):
         if not len(slots):
+            continue
+        if span == grid_span:  # on the grid itself: each window is the row of its own slot
+            index = slots - first
+            columns = slice(i * len(SENSOR_FEATURES), (i + 1) * len(SENSOR_FEATURES))
+            X[index, columns] = features
+            count[index, i] = counts
             continue
         ends = EPOCH + span * (slots + 1)
         index = np.searchsorted(ends, slot_end, side="right") - 1
@@ -397,57 +429,56 @@ class AssetScores:
     deviations: np.ndarray | None = None  # like contributions: the departure in its own scale's sigmas
 
 
-def _roughness(z: np.ndarray, slots: np.ndarray, step: float, windows: int) -> np.ndarray:
-    """Per row, the median over the last ``windows`` slots of the level's squared moves between adjacent slots,
-    in units of the baseline's typical move ``step``; unknown moves count as 0. The median, so that one step (a
-    level shift, or its end) is not roughness: a new oscillation moves the level in most windows."""
-    dense, position = _dense(z, slots)
-    moves = np.full(len(dense), np.nan)
-    moves[1:] = (dense[1:] - dense[:-1]) / step
+def _roughness(dense: np.ndarray, steps: np.ndarray, windows: int) -> np.ndarray:
+    """Per slot of ``dense`` (slots x columns, NaN where a column has no row), the median over the last ``windows``
+    slots of the level's squared moves between adjacent slots, in units of each column's typical move ``steps``;
+    unknown moves count as 0. The median, so that one step (a level shift, or its end) is not roughness: a new
+    oscillation moves the level in most windows."""
+    moves = np.full(dense.shape, np.nan)
+    moves[1:] = (dense[1:] - dense[:-1]) / steps
     values = np.nan_to_num(moves * moves)
-    squares = np.zeros((len(dense), windows))
+    squares = np.zeros((*dense.shape, windows))
     for lag in range(windows):
-        squares[lag:, lag] = values[: len(dense) - lag]
-    return np.median(squares, axis=1)[position]
+        squares[lag:, :, lag] = values[: len(dense) - lag]
+    return np.median(squares, axis=2)
 
 
-def _held(
-    distance: np.ndarray, moves: np.ndarray, slots: np.ndarray, settings: dict, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: whether an abrupt departure holds, and whether the level moved back within ROUGH_WINDOWS slots.
+def _held(dense: np.ndarray, moves: np.ndarray, settings: dict, threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per slot and column: whether an abrupt departure holds, and whether the level moved back within
+    ROUGH_WINDOWS slots.
 
     A departure holds after a move away from normal of ``move_factor`` x T (in units of the baseline's moves at
     that lag, 1 to len(moves) slots) within the last ``hold_windows`` slots, not followed by a move back of
-    ``return_factor`` x T. ``distance`` is |level - centre|, ``moves`` the baseline's moves per lag, in one unit."""
-    dense, position = _dense(np.nan_to_num(distance), slots)
+    ``return_factor`` x T. ``dense`` is |level - centre| per slot (slots x columns; NaN where a column has no row),
+    ``moves`` the baseline's moves per lag and column (lags x columns), in the same unit; ``threshold`` per column."""
     size = len(dense)
-    rise = np.zeros(size, bool)
-    fall = np.zeros(size, bool)
+    rise = np.zeros(dense.shape, bool)
+    fall = np.zeros(dense.shape, bool)
+    up, down = settings["move_factor"] * threshold, settings["return_factor"] * threshold
     with np.errstate(invalid="ignore"):
         for lag in range(1, min(len(moves), size - 1) + 1):
             change = (dense[lag:] - dense[:-lag]) / moves[lag - 1]
-            rise[lag:] |= change >= settings["move_factor"] * threshold
-            fall[lag:] |= -change >= settings["return_factor"] * threshold
-    index = np.arange(size)
-    last_rise = np.maximum.accumulate(np.where(rise, index, -(10**9)))
-    last_fall = np.maximum.accumulate(np.where(fall, index, -(10**9)))
+            rise[lag:] |= change >= up
+            fall[lag:] |= -change >= down
+    index = np.arange(size)[:, None]
+    last_rise = np.maximum.accumulate(np.where(rise, index, -(10**9)), axis=0)
+    last_fall = np.maximum.accumulate(np.where(fall, index, -(10**9)), axis=0)
     held = (index - last_rise < settings["hold_windows"]) & (last_rise > last_fall)
     returning = index - last_fall < ROUGH_WINDOWS
-    return held[position], returning[position]
+    return held, returning
 
 
-def _flat_run(flat: np.ndarray, slots: np.ndarray, longest: int) -> np.ndarray:
-    """Per row, how many consecutive slots up to it are flat (at most ``longest``; a missing slot breaks a run)."""
-    dense, position = _dense(flat.astype(float), slots)
-    dense = np.nan_to_num(dense) > 0
-    run = np.zeros(len(dense))
+def _flat_run(dense: np.ndarray, longest: np.ndarray) -> np.ndarray:
+    """Per slot and column of ``dense`` (flat or not), how many consecutive slots up to it are flat (at most the
+    column's ``longest``; a missing slot breaks a run)."""
+    run = np.zeros(dense.shape)
     current = dense.copy()  # the last `length` slots are all flat
-    for length in range(1, longest + 1):
-        run[current] = length
-        longer = np.zeros(len(dense), bool)
+    for length in range(1, int(longest.max(initial=0)) + 1):
+        run[current & (length <= longest)] = length
+        longer = np.zeros(dense.shape, bool)
         longer[length:] = current[length:] & dense[:-length]
         current = longer
-    return run[position]
+    return run
 
 
 class AssetModel:
@@ -566,7 +597,8 @@ class AssetModel:
         for i in range(len(self.params["sensors"])):
             column = i * len(SENSOR_FEATURES)
             step = self.params["moves"][i][0] / self.params["scales"][column]
-            baseline = _roughness(short[:, column], slots, step, ROUGH_WINDOWS)
+            dense, position = _dense(short[:, column], slots)
+            baseline = _roughness(dense[:, None], np.array([step]), ROUGH_WINDOWS)[position, 0]
             tail = max(1.0, float(np.quantile(baseline, 0.95)) / typical) if len(baseline) else 1.0
             limits.append(quantile * tail)
             steps.append(step)
@@ -639,66 +671,8 @@ class AssetModel:
         return (X - np.asarray(p["centres"])) / np.asarray(p["long_scales" if long else "scales"])
 
     def score(self, frame: AssetFrame) -> AssetScores:
-        p = self.params
-        settings = p["settings"]
-        threshold = p["thresholds"]["z"]
-        n_sensors, n_features, n_tests = len(p["sensors"]), len(SENSOR_FEATURES), len(CONTRIBUTION_FEATURES)
-        rows = len(frame)
-        slots = _slots(frame)
-        short = self._z(frame)
-        long = self._z(frame, long=True)
-        ratios = np.zeros((rows, n_sensors, n_tests))
-        deviations = np.zeros((rows, n_sensors, n_tests))
-        level, spread, range_, repeats, drift = range(n_tests)
-        for i in range(n_sensors):
-            column = i * n_features
-            z = np.nan_to_num(short[:, column])
-            scale = p["scales"][column]
-            held, returning = _held(np.abs(z), np.asarray(p["moves"][i]) / scale, slots, settings, threshold)
-            ratios[:, i, level] = np.where(held, np.abs(z) / (settings["hold_factor"] * threshold), 0.0)
-            deviations[:, i, level] = z
-            gradual = np.nan_to_num(long[:, column])
-            ratios[:, i, drift] = np.abs(gradual) / p["thresholds"]["gradual"][i]
-            deviations[:, i, drift] = gradual
-            for feature in (spread, range_):
-                value = np.nan_to_num(long[:, column + feature])
-                ratios[:, i, feature] = np.abs(value) / threshold
-                deviations[:, i, feature] = value
-            # A fast new oscillation shows as the level's windows moving far more than normal: noise, too.
-            rough = _roughness(z, slots, p["rough"]["steps"][i], p["rough"]["windows"])
-            # A departure on its way back to normal moves a lot too; that is not a new oscillation.
-            rough_ratio = np.where(returning, 0.0, np.sqrt(rough / p["rough"]["limits"][i]))
-            louder = rough_ratio > ratios[:, i, spread]
-            ratios[:, i, spread] = np.where(louder, rough_ratio, ratios[:, i, spread])
-            deviations[:, i, spread] = np.where(louder, rough_ratio * threshold, deviations[:, i, spread])
-            flat = p["flat"][i]
-            sd = np.exp(frame.X[:, column + 1]) - _EPS
-            is_flat = np.isfinite(sd) & ((sd <= flat["level"]) | (frame.X[:, column + 3] >= 1.0))
-            if flat["run"]:
-                run = _flat_run(is_flat, slots, flat["run"])
-                ratios[:, i, repeats] = run / flat["run"]
-                deviations[:, i, repeats] = run
-        signs = np.where(deviations < 0, -1.0, 1.0)
-        own = ratios.max(axis=2) if n_tests else np.zeros((rows, n_sensors))
-        sensor_ratio = own.copy()
-        asset_ratio = np.zeros(rows)
-        pca = p.get("pca")
-        if pca is not None:
-            data = np.nan_to_num(long[:, pca["columns"]])
-            loadings = np.asarray(pca["loadings"])
-            projected = data @ loadings
-            t2 = ((projected**2) / np.asarray(pca["eigenvalues"])).sum(axis=1)
-            q = ((data - projected @ loadings.T) ** 2).sum(axis=1)
-            asset_ratio = np.maximum(t2 / p["thresholds"]["t2"], q / p["thresholds"]["q"])
-            # The asset's departure is shared out to its sensors by their squared z in the PCA columns.
-            share = np.zeros((rows, n_sensors))
-            for k, column in enumerate(pca["columns"]):
-                share[:, column // n_features] += data[:, k] ** 2
-            share /= np.maximum(share.sum(axis=1, keepdims=True), _EPS)
-            sensor_ratio = np.maximum(sensor_ratio, asset_ratio[:, None] * np.sqrt(share))
-        contributions = (ratios * signs * threshold).reshape(rows, -1)
-        ratio = np.maximum(sensor_ratio.max(axis=1) if n_sensors else np.zeros(rows), asset_ratio)
-        return AssetScores(ratio, sensor_ratio, contributions, asset_ratio, own, deviations.reshape(rows, -1))
+        """The scores of every row of ``frame`` (see ``score_assets``, which scores many assets at once)."""
+        return score_assets([self], [frame])[0]
 
     def explain(self, scores: AssetScores, row: int, *, top: int = 3) -> list[dict]:
         """The sensors and tests that departed most at ``row`` (by ratio to their thresholds), largest first.
@@ -721,6 +695,170 @@ class AssetModel:
             for index in order
             if abs(values[index]) > 0
         ]
+
+
+# Scoring many assets at once: their frames laid side by side on one grid of window slots, a column per sensor
+# of each asset. A scheduled run scores a few rows of hundreds of assets: one asset at a time, Python's overhead
+# per asset and sensor was most of the run. At most this many cells per batch (slots x columns): an asset whose
+# range is far from the others' (a backlog of months) is scored in a batch of its own, not on a grid of both.
+BATCH_CELLS = 2_000_000
+
+
+def score_assets(models: list[AssetModel], frames: list[AssetFrame]) -> list[AssetScores]:
+    """``AssetModel.score`` of each model on its frame (same order), computed together.
+
+    A row's scores depend only on the rows of its own asset (by slot), so laying the frames on one grid of slots
+    (NaN where an asset has no row) gives each the scores it would get alone. Assets are batched by the span of
+    their window slots and their settings, and so that a batch's grid stays within BATCH_CELLS.
+    """
+    results: list[AssetScores | None] = [None] * len(models)
+    groups: dict[tuple, list[int]] = {}
+    for index, (model, frame) in enumerate(zip(models, frames, strict=True)):
+        p = model.params
+        if not len(frame):
+            results[index] = _score_batch([model], [frame], np.zeros(0, np.int64), [np.zeros(0, np.int64)])[0]
+            continue
+        key = (
+            frame.slot_end[0] - frame.slot_start[0],
+            tuple(sorted(p["settings"].items())),
+            p["rough"]["windows"],
+            len(p["moves"][0]) if p["moves"] else 0,
+        )
+        groups.setdefault(key, []).append(index)
+    for members in groups.values():
+        members.sort(key=lambda index: _slots(frames[index])[0])
+        batch, first, last, columns = [], 0, 0, 0
+        for index in [*members, None]:
+            if index is not None:
+                slots = _slots(frames[index])
+                width = len(models[index].params["sensors"])
+                lo, hi = (min(first, slots[0]), max(last, slots[-1])) if batch else (slots[0], slots[-1])
+                if not batch or (hi - lo + 1) * (columns + width) * len(SENSOR_FEATURES) <= BATCH_CELLS:
+                    batch.append(index)
+                    first, last, columns = lo, hi, columns + width
+                    continue
+            positions = [_slots(frames[i]) - first for i in batch]
+            grid = first + np.arange(last - first + 1)
+            scores = _score_batch([models[i] for i in batch], [frames[i] for i in batch], grid, positions)
+            for i, item in zip(batch, scores, strict=True):
+                results[i] = item
+            if index is not None:
+                slots = _slots(frames[index])
+                batch, first, last = [index], slots[0], slots[-1]
+                columns = len(models[index].params["sensors"])
+    return results
+
+
+def _score_batch(
+    models: list[AssetModel], frames: list[AssetFrame], grid: np.ndarray, positions: list[np.ndarray]
+) -> list[AssetScores]:
+    """The scores of assets whose frames share a slot span and settings, on the slots ``grid``; ``positions``:
+    each frame's rows on it."""
+    n_features, n_tests = len(SENSOR_FEATURES), len(CONTRIBUTION_FEATURES)
+    first = models[0].params
+    settings = first["settings"]
+    widths = [len(model.params["sensors"]) for model in models]
+    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+    n = int(offsets[-1])
+    size = len(grid)
+    span = frames[0].slot_end[0] - frames[0].slot_start[0] if size else np.timedelta64(1, "s")
+    # The frames on the grid; each column's present rows (its asset has a row there).
+    X = np.full((size, n * n_features), np.nan)
+    present = np.zeros((size, n), bool)
+    for frame, position, lo, hi in zip(frames, positions, offsets[:-1], offsets[1:], strict=True):
+        X[position, lo * n_features : hi * n_features] = frame.X
+        present[position, lo:hi] = True
+
+    def joined(name: str) -> list:
+        return [value for model in models for value in model.params[name]]
+
+    # z-scores, short-term and long-horizon (``AssetModel._z`` on every column).
+    times = EPOCH + span * grid
+    Z = X.copy()
+    for column, (profile, clip) in enumerate(zip(joined("profiles"), joined("clips"), strict=True)):
+        if clip is not None:
+            Z[:, column] = np.log(np.maximum(np.exp(Z[:, column]) - _EPS, clip))
+        if profile is not None:
+            Z[:, column] -= _profile_of(times, profile)
+    centres = np.asarray(joined("centres"))
+    short = (Z - centres) / np.asarray(joined("scales"))
+    long = (Z - centres) / np.asarray(joined("long_scales"))
+    threshold = np.repeat([model.params["thresholds"]["z"] for model in models], widths)
+    level_columns = np.arange(n) * n_features
+    scales = np.asarray(joined("scales"))[level_columns]
+    # Present rows' NaN count as 0, as in a frame of the asset alone; rows the asset does not have stay NaN.
+    z = np.where(present, np.nan_to_num(short[:, level_columns]), np.nan)
+    ratios = np.zeros((size, n, n_tests))
+    deviations = np.zeros((size, n, n_tests))
+    level, spread, range_, repeats, drift = range(n_tests)
+    moves = np.asarray(joined("moves"), dtype=float).T / scales
+    held, returning = _held(np.abs(z), moves, settings, threshold)
+    ratios[:, :, level] = np.where(held, np.abs(z) / (settings["hold_factor"] * threshold), 0.0)
+    deviations[:, :, level] = z
+    gradual = np.nan_to_num(long[:, level_columns])
+    gradual_thresholds = np.asarray([value for model in models for value in model.params["thresholds"]["gradual"]])
+    ratios[:, :, drift] = np.abs(gradual) / gradual_thresholds
+    deviations[:, :, drift] = gradual
+    for feature in (spread, range_):
+        value = np.nan_to_num(long[:, level_columns + feature])
+        ratios[:, :, feature] = np.abs(value) / threshold
+        deviations[:, :, feature] = value
+    # A fast new oscillation shows as the level's windows moving far more than normal: noise, too.
+    rough = _roughness(z, np.asarray(joined_rough(models, "steps")), first["rough"]["windows"])
+    # A departure on its way back to normal moves a lot too; that is not a new oscillation.
+    rough_ratio = np.where(returning, 0.0, np.sqrt(rough / np.asarray(joined_rough(models, "limits"))))
+    louder = rough_ratio > ratios[:, :, spread]
+    ratios[:, :, spread] = np.where(louder, rough_ratio, ratios[:, :, spread])
+    deviations[:, :, spread] = np.where(louder, rough_ratio * threshold, deviations[:, :, spread])
+    flats = joined("flat")
+    with np.errstate(invalid="ignore"):
+        sd = np.exp(X[:, level_columns + 1]) - _EPS
+        is_flat = np.isfinite(sd) & ((sd <= [flat["level"] for flat in flats]) | (X[:, level_columns + 3] >= 1.0))
+    longest = np.array([flat["run"] or 0 for flat in flats])
+    run = _flat_run(is_flat, longest)
+    has_run = longest > 0
+    ratios[:, has_run, repeats] = run[:, has_run] / longest[has_run]
+    deviations[:, has_run, repeats] = run[:, has_run]
+    signs = np.where(deviations < 0, -1.0, 1.0)
+    own = ratios.max(axis=2)
+    contributions = ratios * signs * threshold[None, :, None]
+    results = []
+    for model, position, lo, hi in zip(models, positions, offsets[:-1], offsets[1:], strict=True):
+        p = model.params
+        rows = len(position)
+        mine_own = own[position, lo:hi]
+        sensor_ratio = mine_own.copy()
+        asset_ratio = np.zeros(rows)
+        pca = p.get("pca")
+        if pca is not None:
+            data = np.nan_to_num(long[position][:, lo * n_features + np.asarray(pca["columns"], dtype=np.int64)])
+            loadings = np.asarray(pca["loadings"])
+            projected = data @ loadings
+            t2 = ((projected**2) / np.asarray(pca["eigenvalues"])).sum(axis=1)
+            q = ((data - projected @ loadings.T) ** 2).sum(axis=1)
+            asset_ratio = np.maximum(t2 / p["thresholds"]["t2"], q / p["thresholds"]["q"])
+            # The asset's departure is shared out to its sensors by their squared z in the PCA columns.
+            share = np.zeros((rows, hi - lo))
+            for k, column in enumerate(pca["columns"]):
+                share[:, column // n_features] += data[:, k] ** 2
+            share /= np.maximum(share.sum(axis=1, keepdims=True), _EPS)
+            sensor_ratio = np.maximum(sensor_ratio, asset_ratio[:, None] * np.sqrt(share))
+        ratio = np.maximum(sensor_ratio.max(axis=1) if hi > lo else np.zeros(rows), asset_ratio)
+        results.append(
+            AssetScores(
+                ratio,
+                sensor_ratio,
+                contributions[position, lo:hi].reshape(rows, (hi - lo) * n_tests),
+                asset_ratio,
+                mine_own,
+                deviations[position, lo:hi].reshape(rows, (hi - lo) * n_tests),
+            )
+        )
+    return results
+
+
+def joined_rough(models: list[AssetModel], name: str) -> list[float]:
+    return [value for model in models for value in model.params["rough"][name]]
 
 
 def _fit_moves(residual: np.ndarray, slots: np.ndarray, floor: float, long: float) -> np.ndarray:

@@ -500,7 +500,7 @@ def normal_verdicts(
     last one's end, one frame, one scoring pass. A window is matched to the asset's frame row ending with it.
     Sensors whose asset has no model yet (or that joined the asset after it was trained) get no verdict.
     """
-    from mlops.normal import DRIFT_WINDOWS, AssetModel, asset_frame
+    from mlops.normal import DRIFT_WINDOWS, AssetModel, asset_frames, score_assets
 
     fleet = normal.model
     by_pk = {sensor.pk: sensor for sensor in sensors}
@@ -544,22 +544,33 @@ def normal_verdicts(
     # Explanations (and the kind) only for windows either detector scores at ANOMALY_THRESHOLD or above: only those
     # are stored (see mlops.services._score); the others' verdicts carry the score alone.
     threshold = settings.ANOMALY_THRESHOLD
-    for asset, mine, entry, key in plans:
+    # The frames of the assets not scored yet in the run, all scored at once (score_assets: most of a scheduled
+    # run's assets have a few rows each, and scoring them one by one was mostly Python's overhead per asset).
+    models, inputs = {}, []
+    for asset, _mine, entry, _key in plans:
+        if asset.pk not in wanted:
+            continue
+        model = models[asset.pk] = AssetModel(entry["model"])
+        members = on_assets.get(asset.pk, {})
+        frame_series = []
+        for sensor_id, interval in zip(model.params["sensors"], entry["intervals"], strict=True):
+            sensor = members.get(sensor_id)
+            item = series.get(sensor.pk) if sensor is not None else None
+            if item is None:  # no readings (or no longer on the asset): an empty column, NaN in the frame
+                item = Series(0, "", interval, None, None, np.zeros(0, "datetime64[us]"), np.zeros(0), np.zeros(0))
+            frame_series.append(item)
+        inputs.append((frame_series, list(model.params["sensors"])))
+    frames = asset_frames(inputs, window=window)
+    built = {pk: (model, frame) for (pk, model), frame in zip(models.items(), frames, strict=True)}
+    scorable = [pk for pk, (_model, frame) in built.items() if len(frame)]
+    batch = score_assets([built[pk][0] for pk in scorable], [built[pk][1] for pk in scorable])
+    batch = dict(zip(scorable, batch, strict=True))
+    for asset, mine, _entry, key in plans:
         if asset.pk not in wanted:
             model, frame, scores, explained = scored[key]
         else:
-            model = AssetModel(entry["model"])
-            members = on_assets.get(asset.pk, {})
-            ordered = [members.get(sensor_id) for sensor_id in model.params["sensors"]]
-            frame_series, frame_ids = [], []
-            for sensor_id, sensor, interval in zip(model.params["sensors"], ordered, entry["intervals"], strict=True):
-                item = series.get(sensor.pk) if sensor is not None else None
-                if item is None:  # no readings (or no longer on the asset): an empty column, NaN in the frame
-                    item = Series(0, "", interval, None, None, np.zeros(0, "datetime64[us]"), np.zeros(0), np.zeros(0))
-                frame_series.append(item)
-                frame_ids.append(sensor_id)
-            frame = asset_frame(frame_series, frame_ids, window=window)
-            scores = model.score(frame) if len(frame) else None
+            model, frame = built[asset.pk]
+            scores = batch.get(asset.pk)
             explained = {}  # the asset's leading departures by frame row: its sensors share them
             if scored is not None:
                 scored[key] = (model, frame, scores, explained)
@@ -567,6 +578,7 @@ def normal_verdicts(
             continue
         factor = max(asset.threshold_factor, 0.1)
         columns = {sensor_id: index for index, sensor_id in enumerate(model.params["sensors"])}
+        limits = _own_limits(model)
         # The frame row ending with each window, all of the asset's windows at once.
         starts_us = np.array([to_us(item.start) for item in mine], dtype="datetime64[us]")
         spans_us = np.array([span_of(by_pk[item.sensor_pk].sampling_interval, window) for item in mine])
@@ -577,7 +589,7 @@ def normal_verdicts(
             if column is None or row < 0 or frame.slot_end[row] <= start_us:
                 continue
             ratio = float(scores.sensor_ratio[row, column])
-            own = _own_ratio(model, scores, row, column)
+            own = _own_ratio(limits, scores, row, column)
             if row not in explained:
                 explained[row] = model.explain(scores, row)
             explanation = explained[row]
@@ -608,15 +620,18 @@ def normal_verdicts(
     return verdicts
 
 
-def _own_ratio(model, scores, row: int, column: int) -> float:
-    """The largest of one sensor's own statistics (its features and drift) over their thresholds at ``row``."""
+def _own_limits(model) -> np.ndarray:
+    """Each of a sensor's own tests' thresholds (CONTRIBUTION_FEATURES order), to read its contributions by."""
     from mlops.normal import CONTRIBUTION_FEATURES
 
-    n = len(CONTRIBUTION_FEATURES)
-    own = np.abs(scores.contributions[row, column * n : (column + 1) * n])
     thresholds = model.params["thresholds"]
-    limits = np.array([thresholds["drift" if name == "drift" else "z"] for name in CONTRIBUTION_FEATURES])
-    return float((own / limits).max())
+    return np.array([thresholds["drift" if name == "drift" else "z"] for name in CONTRIBUTION_FEATURES])
+
+
+def _own_ratio(limits: np.ndarray, scores, row: int, column: int) -> float:
+    """The largest of one sensor's own statistics (its features and drift) over their thresholds at ``row``."""
+    n = len(limits)
+    return float((np.abs(scores.contributions[row, column * n : (column + 1) * n]) / limits).max())
 
 
 # What a departure of one feature looks like, as a fault kind staff know (readings.choices.FaultKind), by sign.

@@ -217,6 +217,38 @@ def test_a_window_depends_only_on_its_memory(week):
         assert np.allclose(alone.contributions[-1], scores.contributions[row])
 
 
+def test_assets_scored_together_score_as_each_alone(week, monkeypatch):
+    # A scoring run scores its assets' frames side by side (score_assets): frames of other ranges, other models,
+    # gaps and an empty one must not change any asset's scores, nor must splitting them into batches.
+    from mlops import normal
+    from mlops.normal import score_assets
+
+    times, values, model = week
+    other = fitted(*fleet_week(seed=3))
+    faulty = {**values, "flow": values["flow"].copy(), "current": values["current"].copy()}
+    faulty["flow"][ONSET : ONSET + LENGTH] -= 30
+    faulty["current"][ONSET - 600 : ONSET] = faulty["current"][ONSET - 600]  # a flatline
+    gappy = {name: column.copy() for name, column in faulty.items()}
+    keep = np.ones(len(times), bool)
+    keep[ONSET - 200 : ONSET - 50] = False  # the whole asset silent for 150 minutes
+    gappy_frame = frame(times[keep], {name: column[keep] for name, column in gappy.items()}, ONSET - 2000)
+    frames = [
+        frame(times, faulty, ONSET - 1000, ONSET + 400),
+        frame(times, values, ONSET - 3000, ONSET - 1500),  # an earlier range, not overlapping
+        gappy_frame,
+        frame(times, faulty, ONSET, ONSET + 3),  # too few readings for a window: no rows
+    ]
+    models = [model, other, model, other]
+    alone = [model.score(item) for model, item in zip(models, frames, strict=True)]
+    assert len(frames[3]) == 0 and len(alone[3].ratio) == 0 and (alone[0].ratio >= 1).any()
+    for cells in (normal.BATCH_CELLS, 1):  # together, then one batch per asset
+        monkeypatch.setattr(normal, "BATCH_CELLS", cells)
+        together = score_assets(models, frames)
+        for one, both in zip(alone, together, strict=True):
+            for name in ("ratio", "sensor_ratio", "contributions", "asset_ratio", "own_ratio", "deviations"):
+                assert np.array_equal(getattr(one, name), getattr(both, name)), name
+
+
 def test_a_short_baseline_of_a_slow_signal_widens_its_band_not_its_moves():
     # Seven minutes of a thermocouple creeping up as water warms (SKAB's baselines): its level soon leaves what the
     # baseline saw, at the pace the baseline saw; then a jump of ten baseline moves.
