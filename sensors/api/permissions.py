@@ -14,7 +14,8 @@ def _authenticated(request) -> bool:
 
 
 class FleetPermission(BasePermission):
-    """Assets and sensors: any authenticated user or read-scoped key reads; only staff users write."""
+    """Assets and sensors: any authenticated user or read-scoped key reads; staff users write (those in a group,
+    such as the maintenance groups, only as their model permissions allow: a Viewer never, a manager yes)."""
 
     message = "Only staff users may change assets and sensors; API keys are read-only here."
 
@@ -24,7 +25,16 @@ class FleetPermission(BasePermission):
             return request.method in SAFE_METHODS and key.can_read
         if not _authenticated(request):
             return False
-        return request.method in SAFE_METHODS or request.user.is_staff
+        if request.method in SAFE_METHODS:
+            return True
+        if not request.user.is_staff:
+            return False
+        if request.user.is_superuser or not request.user.groups.exists():
+            return True  # staff accounts in no group: as before the maintenance groups existed
+        # People in groups (Maintenance manager, Technician, Viewer): their model permissions decide.
+        action = {"POST": "add", "DELETE": "delete"}.get(request.method, "change")
+        model = view.queryset.model._meta
+        return request.user.has_perm(f"{model.app_label}.{action}_{model.model_name}")
 
 
 class CanReadReadings(BasePermission):

@@ -76,3 +76,17 @@ def test_accounts_in_no_group_and_superusers_are_not_limited(fleet):
     root = User.objects.create_superuser("root", password="pw-root-123")
     for person in (integrator, root):
         assert seen(client_for(person))["assets"] == {NORTH, SOUTH}
+
+
+def test_fleet_writes_follow_the_groups_permissions(fleet):
+    from tests.maintenance.conftest import make_person
+
+    north_sensor, _ = fleet
+    body = {"name": "Renamed"}
+    url = f"/api/v1/assets/{north_sensor.asset_id}"
+    for group in (MaintenanceGroup.VIEWER, MaintenanceGroup.TECHNICIAN):
+        person = make_person(f"w-{group[:4].lower()}", group, is_staff=True)
+        assert client_for(person).patch(url, body, format="json").status_code == 403
+    manager = make_person("w-manager", MaintenanceGroup.MANAGER, is_staff=True)
+    assert client_for(manager).patch(url, body, format="json").status_code == 200
+    assert client_for(manager).delete(url).status_code == 403  # managers do not delete assets
