@@ -250,7 +250,7 @@ def test_ghost_records_and_a_leftover_django_migrations_fail_in_lines_and_json(s
     assert "manage.py migrate sensors --prune" in results["ghost_migrations"]["remedy"]
     assert results["legacy_migrations_table"]["status"] == "FAIL"
     detail = results["legacy_migrations_table"]["detail"]
-    assert detail.startswith("leftover django_migrations with records of mlops, readings, sensors")
+    assert detail.startswith("leftover django_migrations with records of maintenance, mlops, readings, sensors")
     assert "auth" not in detail
     assert "DROP TABLE django_migrations" in results["legacy_migrations_table"]["remedy"]
     assert results["migrations_table"]["status"] == "OK"
