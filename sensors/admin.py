@@ -11,6 +11,7 @@ from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
 from sensors.choices import SensorStatus
 from sensors.models import APIKey, Asset, Sensor
+from sensors.selectors import asset_sections
 from sensors.services import sensor_set_status
 
 # The library's own key model is unused: our keys carry a scope and limits.
@@ -129,6 +130,12 @@ class AssetAdmin(QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         return status_badge(obj.status, obj.get_status_display())
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not add:
+            # Other apps' sections (sensors.selectors.register_asset_section), shown after the asset's signals.
+            context["asset_sections"] = asset_sections(request=request, asset=obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="sensors", ordering="sensor_count")
     def sensor_count(self, obj):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db.models import QuerySet
 
 from sensors.models import APIKey, Asset, Sensor
@@ -76,3 +78,23 @@ def within_user_sites(queryset: QuerySet, user, *, site: str = "site") -> QueryS
 
 def assets_for_user(*, user) -> QuerySet[Asset]:
     return within_user_sites(Asset.objects.all(), user)
+
+
+# Sections other apps add to the asset page (maintenance: its work orders, open alerts and figures), registered in
+# their AppConfig.ready() so that sensors imports none of them.
+_asset_section_providers: list[Callable[..., dict | None]] = []
+
+
+def register_asset_section(provider: Callable[..., dict | None]) -> Callable[..., dict | None]:
+    """Add a section to the asset page: ``provider(request=..., asset=...)`` returns {"template": ..., ...} (the
+    template is included with the dict as ``section``), or None to show nothing to that person. Registering twice
+    adds it once."""
+    if provider not in _asset_section_providers:
+        _asset_section_providers.append(provider)
+    return provider
+
+
+def asset_sections(*, request, asset: Asset) -> list[dict]:
+    """Every registered source's section for ``asset``'s page, in registration order."""
+    sections = (provider(request=request, asset=asset) for provider in _asset_section_providers)
+    return [section for section in sections if section]
