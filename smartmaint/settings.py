@@ -341,9 +341,7 @@ ALERT_MAIL_RETRY_BACKOFF_MAX = env.int("ALERT_MAIL_RETRY_BACKOFF_MAX", default=3
 # A priority left out keeps its default (urgent 4, high 24, medium 72, low 168).
 WORK_ORDER_SERVICE_LEVELS = {"urgent": 4, "high": 24, "medium": 72, "low": 168} | {
     key.strip(): int(value)
-    for key, value in (
-        pair.split("=", 1) for pair in env.list("WORK_ORDER_SERVICE_LEVELS", default=[]) if "=" in pair
-    )
+    for key, value in (pair.split("=", 1) for pair in env.list("WORK_ORDER_SERVICE_LEVELS", default=[]) if "=" in pair)
 }
 # Attachments: the largest file accepted, in bytes, and the content types accepted (photos and PDFs by default).
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
