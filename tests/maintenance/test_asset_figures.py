@@ -124,3 +124,16 @@ def test_page_queries_do_not_grow_with_the_work_orders(client, manager, north_se
     with CaptureQueriesContext(connection) as many:
         assert b"More than 10" in client.get(url).content
     assert len(many) == len(few)
+
+
+def test_section_queries(rf, manager, history, django_assert_num_queries):
+    from maintenance.admin_views import asset_maintenance_section
+
+    request = rf.get("/", {"period": "30"})
+    request.user = manager
+    manager.has_perm("maintenance.view_workorder")  # the permissions, read once per request by the admin anyway
+    # The person's sites, open and past work orders, open alerts, the figures: not growing with the rows.
+    with django_assert_num_queries(5):
+        section = asset_maintenance_section(request=request, asset=history)
+    assert section["period"] == "30" and section["figures"]["failures"] == 2  # both faults within 30 days
+    assert len(section["open_orders"]) == 1 and len(section["past_orders"]) == 6
