@@ -713,11 +713,13 @@ def score_assets(models: list[AssetModel], frames: list[AssetFrame]) -> list[Ass
     """
     results: list[AssetScores | None] = [None] * len(models)
     groups: dict[tuple, list[int]] = {}
+    slots: dict[int, np.ndarray] = {}
     for index, (model, frame) in enumerate(zip(models, frames, strict=True)):
         p = model.params
         if not len(frame):
             results[index] = _score_batch([model], [frame], np.zeros(0, np.int64), [np.zeros(0, np.int64)])[0]
             continue
+        slots[index] = _slots(frame)
         key = (
             frame.slot_end[0] - frame.slot_start[0],
             tuple(sorted(p["settings"].items())),
@@ -726,26 +728,27 @@ def score_assets(models: list[AssetModel], frames: list[AssetFrame]) -> list[Ass
         )
         groups.setdefault(key, []).append(index)
     for members in groups.values():
-        members.sort(key=lambda index: _slots(frames[index])[0])
-        batch, first, last, columns = [], 0, 0, 0
-        for index in [*members, None]:
-            if index is not None:
-                slots = _slots(frames[index])
-                width = len(models[index].params["sensors"])
-                lo, hi = (min(first, slots[0]), max(last, slots[-1])) if batch else (slots[0], slots[-1])
-                if not batch or (hi - lo + 1) * (columns + width) * len(SENSOR_FEATURES) <= BATCH_CELLS:
-                    batch.append(index)
-                    first, last, columns = lo, hi, columns + width
-                    continue
-            positions = [_slots(frames[i]) - first for i in batch]
+        # In order of their first slot: a batch's grid starts at its first member's and grows to the right.
+        members.sort(key=lambda index: slots[index][0])
+        batches: list[list[int]] = []
+        first = last = columns = 0
+        for index in members:
+            width = len(models[index].params["sensors"])
+            wider = max(last, slots[index][-1])
+            if batches and (wider - first + 1) * (columns + width) * len(SENSOR_FEATURES) <= BATCH_CELLS:
+                batches[-1].append(index)
+                last, columns = wider, columns + width
+            else:
+                batches.append([index])
+                first, last, columns = slots[index][0], slots[index][-1], width
+        for batch in batches:
+            first, last = slots[batch[0]][0], max(slots[index][-1] for index in batch)
             grid = first + np.arange(last - first + 1)
-            scores = _score_batch([models[i] for i in batch], [frames[i] for i in batch], grid, positions)
-            for i, item in zip(batch, scores, strict=True):
-                results[i] = item
-            if index is not None:
-                slots = _slots(frames[index])
-                batch, first, last = [index], slots[0], slots[-1]
-                columns = len(models[index].params["sensors"])
+            positions = [slots[index] - first for index in batch]
+            chosen = [models[index] for index in batch], [frames[index] for index in batch]
+            scores = _score_batch(*chosen, grid, positions)
+            for index, item in zip(batch, scores, strict=True):
+                results[index] = item
     return results
 
 
@@ -771,6 +774,9 @@ def _score_batch(
 
     def joined(name: str) -> list:
         return [value for model in models for value in model.params[name]]
+
+    def joined_rough(name: str) -> list[float]:
+        return [value for model in models for value in model.params["rough"][name]]
 
     # z-scores, short-term and long-horizon (``AssetModel._z`` on every column).
     times = EPOCH + span * grid
@@ -804,9 +810,9 @@ def _score_batch(
         ratios[:, :, feature] = np.abs(value) / threshold
         deviations[:, :, feature] = value
     # A fast new oscillation shows as the level's windows moving far more than normal: noise, too.
-    rough = _roughness(z, np.asarray(joined_rough(models, "steps")), first["rough"]["windows"])
+    rough = _roughness(z, np.asarray(joined_rough("steps")), first["rough"]["windows"])
     # A departure on its way back to normal moves a lot too; that is not a new oscillation.
-    rough_ratio = np.where(returning, 0.0, np.sqrt(rough / np.asarray(joined_rough(models, "limits"))))
+    rough_ratio = np.where(returning, 0.0, np.sqrt(rough / np.asarray(joined_rough("limits"))))
     louder = rough_ratio > ratios[:, :, spread]
     ratios[:, :, spread] = np.where(louder, rough_ratio, ratios[:, :, spread])
     deviations[:, :, spread] = np.where(louder, rough_ratio * threshold, deviations[:, :, spread])
@@ -855,10 +861,6 @@ def _score_batch(
             )
         )
     return results
-
-
-def joined_rough(models: list[AssetModel], name: str) -> list[float]:
-    return [value for model in models for value in model.params["rough"][name]]
 
 
 def _fit_moves(residual: np.ndarray, slots: np.ndarray, floor: float, long: float) -> np.ndarray:
