@@ -1,18 +1,34 @@
-"""Work orders in the console: the list (mine, overdue, by asset, by site; most urgent first), each work order's
-timeline, files and finding, and "Raise work order" on alerts and anomalies. Pages stay plain for now."""
+"""Work orders in the console: the list (named filters Open, Mine, Overdue, by site and asset; most urgent first),
+each work order's page (its origin charted, timeline, files, and the forms to comment, attach, change status,
+assign and record the finding, all through maintenance.services), and "Raise work order" on alerts and anomalies.
+Both pages are usable on a phone (390 px)."""
 
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django import forms as django_forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from maintenance.choices import ACTIVE_STATUSES
-from maintenance.models import Attachment, Finding, WorkOrder, WorkOrderEvent
-from maintenance.selectors import work_orders_visible
+from maintenance import services
+from maintenance.choices import ACTIVE_STATUSES, TRANSITIONS, WorkOrderStatus
+from maintenance.forms import AssignForm, AttachmentForm, CommentForm, FindingForm, StatusForm
+from maintenance.models import Finding, WorkOrder
+from maintenance.selectors import (
+    work_order_assignee_choices,
+    work_order_can_manage,
+    work_order_can_work_on,
+    work_order_timeline,
+    work_orders_visible,
+)
 from maintenance.services import work_order_edit, work_order_raise_from_alert, work_order_raise_from_anomaly
+from mlops.admin import CHART_MEDIA, alert_chart_context, sensor_chart_context
 from mlops.admin import AlertAdmin as BaseAlertAdmin
 from mlops.admin import AnomalyAdmin as BaseAnomalyAdmin
 from mlops.models import Alert, Anomaly
@@ -70,80 +86,23 @@ class AssetFilter(admin.RelatedOnlyFieldListFilter):
     template = "admin/filter_select.html"
 
 
-class EventInline(admin.TabularInline):
-    model = WorkOrderEvent
-    fields = ["at", "kind", "user", "text", "from_status", "to_status", "assignee"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "timeline"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class AttachmentInline(admin.TabularInline):
-    model = Attachment
-    fields = ["download", "content_type", "size", "uploaded_by", "uploaded_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="file")
-    def download(self, obj):
-        return format_html('<a href="{}">{}</a>', reverse("attachment-download", args=[obj.pk]), obj.name)
-
-
-class FindingInline(admin.StackedInline):
-    model = Finding
-    fields = [
-        "outcome",
-        "fault_kind",
-        "fault_start",
-        "fault_end",
-        "cause",
-        "action",
-        "time_spent_minutes",
-        "parts_used",
-        "label",
-        "recorded_by",
-        "recorded_at",
-    ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(WorkOrder)
 class WorkOrderAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "asset", "site", "priority", "status", "assignee", "due_at", "overdue", "origin"]
+    list_display = ["work_order", "priority_badge", "status_badge", "due", "asset", "site", "assignee", "origin"]
+    list_display_links = ["work_order"]
     list_filter = [MineFilter, OverdueFilter, "status", "priority", SiteFilter, ("asset", AssetFilter), "origin"]
     list_select_related = ["asset", "assignee"]
     search_fields = ["title", "asset__code", "asset__name"]
+    # Priority is stored as its rank (1 urgent .. 4 low), so this is most urgent first, then soonest due.
     ordering = ["priority", "due_at", "pk"]
-    inlines = [FindingInline, AttachmentInline, EventInline]
-    # The workflow (status, assignment, finding) goes through the services: the API now, a page's forms later.
+    change_list_template = "admin/maintenance/workorder/change_list.html"
+    change_form_template = "admin/maintenance/workorder/change_form.html"
+    # The page shows status, due date, assignee, asset and sensor in its header; the workflow (status, assignment,
+    # comments, files, finding) goes through the page's own forms (work_view) and maintenance.services.
     readonly_fields = [
-        "status",
         "origin",
         "alert",
         "anomaly",
-        "due_at",
         "created_by",
         "created_at",
         "assigned_at",
@@ -153,8 +112,28 @@ class WorkOrderAdmin(admin.ModelAdmin):
         "cancelled_at",
         "overdue_reminded_at",
     ]
-    fields = ["title", "description", "asset", "sensor", "priority", "assignee", *readonly_fields]
-    raw_id_fields = ["asset", "sensor", "assignee"]
+    fields = ["title", "description", "priority", *readonly_fields]
+
+    # The named filters above the list: each sets its parameters, keeping the site and asset chosen.
+    TABS = [
+        ("all", "All", {}),
+        ("open", "Open", {"overdue": "active"}),
+        ("mine", "Mine", {"mine": "1", "overdue": "active"}),
+        ("overdue", "Overdue", {"overdue": "1"}),
+    ]
+    TAB_PARAMS = ("mine", "overdue")
+    SITE_CHIPS_MAX = 12  # more sites than this: the site filter beside the list only
+    FORMS = {
+        "comment": CommentForm,
+        "attach": AttachmentForm,
+        "status": StatusForm,
+        "assign": AssignForm,
+        "finding": FindingForm,
+    }
+
+    @property
+    def media(self):
+        return super().media + django_forms.Media(**CHART_MEDIA)
 
     def get_queryset(self, request):
         return work_orders_visible(user=request.user)
@@ -171,16 +150,248 @@ class WorkOrderAdmin(admin.ModelAdmin):
         if change and edits:
             work_order_edit(work_order=obj, user=request.user, **edits)
 
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "asset", "sensor", "assignee"]
+    def get_urls(self):
+        # Before the default URLs: their "<object_id>/" catch-all would take these.
+        return [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(self.work_view),
+                {"form_name": name},
+                name=f"maintenance_workorder_{name}",
+            )
+            for name in self.FORMS
+        ] + super().get_urls()
+
+    # --- The list ---------------------------------------------------------------------------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"title": "Work orders", **self.list_tabs(request), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    def list_tabs(self, request) -> dict:
+        """Links for the named filters (All, Open, Mine, Overdue) and the sites, each keeping the other choices."""
+        params = {key: value for key, value in request.GET.items() if key not in ("p", "o", "_changelist_filters")}
+        kept = {key: value for key, value in params.items() if key not in self.TAB_PARAMS}
+        tabs = []
+        for key, label, sets in self.TABS:
+            selected = all(params.get(name) == sets.get(name) for name in self.TAB_PARAMS)
+            tabs.append({"key": key, "label": label, "url": "?" + urlencode({**kept, **sets}), "selected": selected})
+        sites = user_sites(request.user)
+        if sites is None:
+            from sensors.models import Asset
+
+            sites = Asset.objects.order_by("site").values_list("site", flat=True).distinct()[: self.SITE_CHIPS_MAX + 1]
+        sites = sorted(set(sites))
+        site_links = []
+        if 1 < len(sites) <= self.SITE_CHIPS_MAX:
+            without = {key: value for key, value in params.items() if key != "site"}
+            site_links.append({"label": "All sites", "url": "?" + urlencode(without), "selected": "site" not in params})
+            for site in sites:
+                site_links.append(
+                    {
+                        "label": site,
+                        "url": "?" + urlencode({**without, "site": site}),
+                        "selected": params.get("site") == site,
+                    }
+                )
+        return {"sm_tabs": tabs, "sm_sites": site_links}
+
+    @admin.display(description="work order", ordering="pk")
+    def work_order(self, obj):
+        return format_html('{}<span class="sm-phone-only sm-muted"> {}</span>', obj, obj.asset.code)
+
+    @admin.display(description="priority", ordering="priority")
+    def priority_badge(self, obj):
+        return format_html(
+            '<span class="sm-badge sm-badge--priority-{}">{}</span>', obj.priority, obj.get_priority_display()
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return format_html('<span class="sm-badge sm-badge--{}">{}</span>', obj.status, obj.get_status_display())
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, obj):
+        when = timezone.localtime(obj.due_at).strftime("%Y-%m-%d %H:%M")
+        if obj.is_active and obj.due_at < timezone.now():
+            return format_html('{} <span class="sm-badge sm-badge--overdue">Overdue</span>', when)
+        return when
 
     @admin.display(description="site", ordering="asset__site")
     def site(self, obj):
         return obj.asset.site
 
-    @admin.display(description="overdue", boolean=True)
-    def overdue(self, obj):
-        return obj.is_active and obj.due_at < timezone.now()
+    # --- The page ---------------------------------------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = dict(extra_context or {})
+        bound = extra.pop("sm_bound", {})
+        work_order = self.get_object(request, unquote(object_id))
+        if work_order is not None:
+            extra.update(self.page_context(request, work_order, bound))
+        return super().change_view(request, object_id, form_url, extra)
+
+    def page_context(self, request, work_order: WorkOrder, bound: dict) -> dict:
+        """What the work order's page shows beside Django's form: its header, its origin charted, timeline,
+        files, and the forms this person may use (none for viewers), ``bound`` ones with their errors."""
+        user = request.user
+        can_work = work_order_can_work_on(user=user, work_order=work_order)
+        can_manage = can_work and work_order_can_manage(user=user, work_order=work_order)
+        finding = Finding.objects.filter(work_order=work_order).select_related("recorded_by", "label").first()
+        active = work_order.is_active
+        page = {
+            "title": str(work_order),
+            "subtitle": None,
+            "work_order": work_order,
+            "overdue": active and work_order.due_at < timezone.now(),
+            "finding": finding,
+            "timeline": work_order_timeline(work_order=work_order),
+            "attachments": work_order.attachments.select_related("uploaded_by"),
+            "can_work": can_work,
+            "can_manage": can_manage,
+            "show_alert": work_order.alert_id is not None and user.has_perm("mlops.view_alert"),
+            "show_anomaly": work_order.anomaly_id is not None and user.has_perm("mlops.view_anomaly"),
+            "forms": {},
+            "transitions": [],
+        }
+        if work_order.sensor_id is not None and user.has_perm("readings.view_reading"):
+            page.update(self.origin_chart(work_order))
+        forms = page["forms"]
+        if can_work:
+            forms["comment"] = bound.get("comment") or CommentForm()
+            forms["attach"] = bound.get("attach") or AttachmentForm()
+        if can_work and active:
+            forms["status"] = bound.get("status")
+            page["transitions"] = self.transitions(work_order, finding)
+        if can_manage and active:
+            candidates = work_order_assignee_choices(work_order=work_order)
+            forms["assign"] = bound.get("assign") or AssignForm(
+                candidates=candidates, initial={"assignee": work_order.assignee_id}
+            )
+        if can_work and finding is None and work_order.status in services.FINDING_STATUSES:
+            forms["finding"] = bound.get("finding") or FindingForm(initial={"time_spent_minutes": 0})
+        return page
+
+    TRANSITION_LABELS = {
+        WorkOrderStatus.ASSIGNED: "Back to assigned",
+        WorkOrderStatus.IN_PROGRESS: "Start work",
+        WorkOrderStatus.ON_HOLD: "Put on hold",
+        WorkOrderStatus.DONE: "Mark done",
+        WorkOrderStatus.CANCELLED: "Cancel work order",
+    }
+
+    def transitions(self, work_order: WorkOrder, finding) -> list[tuple[str, str]]:
+        """The status buttons: the statuses TRANSITIONS allows from this one, but open (unassigning is the assign
+        form's "Nobody"), assigned without an assignee (the assign form does it), done without a finding (the
+        finding form completes the work order)."""
+        allowed = TRANSITIONS[work_order.status]
+        buttons = []
+        for status in (
+            WorkOrderStatus.IN_PROGRESS,
+            WorkOrderStatus.ASSIGNED,
+            WorkOrderStatus.ON_HOLD,
+            WorkOrderStatus.DONE,
+            WorkOrderStatus.CANCELLED,
+        ):
+            if status not in allowed:
+                continue
+            if status == WorkOrderStatus.ASSIGNED and work_order.assignee_id is None:
+                continue
+            if status == WorkOrderStatus.DONE and finding is None:
+                continue
+            label = self.TRANSITION_LABELS[status]
+            if status == WorkOrderStatus.IN_PROGRESS and work_order.status == WorkOrderStatus.ON_HOLD:
+                label = "Resume work"
+            buttons.append((status.value, label))
+        return buttons
+
+    def origin_chart(self, work_order: WorkOrder) -> dict:
+        """The sensor's chart around what raised the work order: the alert's page's span for an alert; for an
+        anomaly, from ALERT_CHART_BEFORE (6 h) before it to an hour after it; by hand, the 6 h before it was
+        raised up to now (or to when it closed)."""
+        if work_order.alert_id is not None and work_order.alert.sensor_id == work_order.sensor_id:
+            return alert_chart_context(work_order.alert)
+        now = timezone.now()
+        if work_order.anomaly_id is not None:
+            start, end = work_order.anomaly.start - timedelta(hours=6), work_order.anomaly.end + timedelta(hours=1)
+        else:
+            start, end = work_order.created_at - timedelta(hours=6), work_order.done_at or work_order.cancelled_at
+        end = min(end or now, now)
+        if start >= end:
+            start = end - timedelta(hours=6)
+        return sensor_chart_context(work_order.sensor, start, end)
+
+    def work_view(self, request, object_id, form_name):
+        """A form of the work order's page, posted: checked here, done by maintenance.services. Back to the page
+        on success; the page again with the form and its errors (status 400) otherwise."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        work_order = self.get_object(request, unquote(object_id))
+        if work_order is None:
+            raise Http404("No such work order.")
+        user = request.user
+        if form_name == "assign":
+            allowed = work_order_can_manage(user=user, work_order=work_order) and work_order_can_work_on(
+                user=user, work_order=work_order
+            )
+        else:
+            allowed = work_order_can_work_on(user=user, work_order=work_order)
+        if not allowed:
+            raise PermissionDenied
+        if form_name == "assign":
+            form = AssignForm(request.POST, candidates=work_order_assignee_choices(work_order=work_order))
+        elif form_name == "attach":
+            form = AttachmentForm(request.POST, request.FILES)
+        else:
+            form = self.FORMS[form_name](request.POST)
+        if form.is_valid():
+            try:
+                done, anchor = getattr(self, f"_do_{form_name}")(request, work_order, form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error("file" if form_name == "attach" else None, " ".join(exc.messages))
+            else:
+                messages.success(request, done)
+                url = reverse("admin:maintenance_workorder_change", args=[work_order.pk])
+                return HttpResponseRedirect(f"{url}#{anchor}")
+        # The page as a GET renders it (Django's change view would otherwise read this POST as its own form).
+        request.method = "GET"
+        response = self.change_view(request, object_id, extra_context={"sm_bound": {form_name: form}})
+        response.status_code = 400
+        return response
+
+    def _do_comment(self, request, work_order, data):
+        services.work_order_comment(work_order=work_order, user=request.user, text=data["text"])
+        return "Comment added.", "sm-wo-timeline"
+
+    def _do_attach(self, request, work_order, data):
+        attachment = services.work_order_attach(work_order=work_order, user=request.user, file=data["file"])
+        return f"Attached {attachment.name}.", "sm-wo-attachments"
+
+    def _do_status(self, request, work_order, data):
+        work_order = services.work_order_set_status(
+            work_order=work_order, status=data["status"], user=request.user, note=data["note"]
+        )
+        return f"The work order is {work_order.get_status_display().lower()}.", "sm-wo-header"
+
+    def _do_assign(self, request, work_order, data):
+        assignee = data["assignee"]
+        services.work_order_assign(work_order=work_order, assignee=assignee, user=request.user)
+        who = (assignee.get_full_name() or assignee.get_username()) if assignee else None
+        return (f"Assigned to {who}." if who else "Unassigned."), "sm-wo-header"
+
+    def _do_finding(self, request, work_order, data):
+        services.work_order_record_finding(
+            work_order=work_order,
+            user=request.user,
+            outcome=data["outcome"],
+            fault_kind=data["fault_kind"],
+            fault_start=data["fault_start"],
+            cause=data["cause"],
+            action=data["action"],
+            time_spent_minutes=data["time_spent_minutes"] or 0,
+            parts_used=data["parts_used"],
+        )
+        return "Finding recorded; the work order is done.", "sm-wo-finding"
 
 
 @admin.register(UserSites)

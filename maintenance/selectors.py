@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Case, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -39,6 +52,40 @@ def work_order_can_work_on(*, user, work_order: WorkOrder) -> bool:
     if work_order_can_manage(user=user):
         return True
     return user.has_perm("maintenance.work_on_workorder") and work_order.assignee_id == user.pk
+
+
+def work_order_assignee_choices(*, work_order: WorkOrder) -> QuerySet:
+    """The people ``work_order`` may be given (as ``maintenance.services.work_order_assign`` accepts them): active
+    users who may work on work orders (technicians, managers, superusers) and see its site, by name. Two queries;
+    the site rule is ``sensors.selectors.user_sites``'s, applied to each candidate's row."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    model = get_user_model()
+    permissions = Permission.objects.filter(
+        content_type__app_label="maintenance", codename__in=["work_on_workorder", "change_workorder"]
+    )
+    in_group = Exists(model.groups.through.objects.filter(**{f"{model._meta.model_name}_id": OuterRef("pk")}))
+    rows = (
+        model.objects.filter(
+            Q(is_superuser=True) | Q(groups__permissions__in=permissions) | Q(user_permissions__in=permissions),
+            is_active=True,
+        )
+        .annotate(in_group=in_group)
+        .values("pk", "is_superuser", "site_access__pk", "site_access__all_sites", "site_access__sites", "in_group")
+        .distinct()
+    )
+    site = work_order.asset.site
+    chosen = set()
+    for row in rows:
+        if row["is_superuser"] or row["site_access__all_sites"]:
+            chosen.add(row["pk"])
+        elif row["site_access__pk"] is not None:
+            if site in (row["site_access__sites"] or []):
+                chosen.add(row["pk"])
+        elif not row["in_group"]:
+            chosen.add(row["pk"])  # no group and no sites given: not limited (user_sites)
+    return model.objects.filter(pk__in=chosen).order_by("first_name", "last_name", model.USERNAME_FIELD)
 
 
 def work_orders_overdue(*, user, now: datetime | None = None) -> QuerySet[WorkOrder]:

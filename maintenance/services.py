@@ -39,6 +39,10 @@ from sensors.models import Asset, Sensor
 logger = logging.getLogger(__name__)
 
 
+# The statuses in which the finding may be recorded (recording it completes the work order).
+FINDING_STATUSES = (WorkOrderStatus.ASSIGNED, WorkOrderStatus.IN_PROGRESS, WorkOrderStatus.ON_HOLD)
+
+
 class WorkOrderError(ValidationError):
     """A change the workflow does not allow; the message says why and what to do."""
 
@@ -343,7 +347,7 @@ def work_order_record_finding(
     ``train_models`` learns from both: the fault as a positive, the false alarm as normal operation.
     """
     work_order = _locked(work_order)
-    if work_order.status not in (WorkOrderStatus.ASSIGNED, WorkOrderStatus.IN_PROGRESS, WorkOrderStatus.ON_HOLD):
+    if work_order.status not in FINDING_STATUSES:
         raise WorkOrderError(
             f"A finding is recorded on an assigned, in-progress or on-hold work order, not one "
             f"{work_order.get_status_display().lower()}.",

@@ -277,14 +277,19 @@ class AlertAdmin(admin.ModelAdmin):
 def alert_chart_context(alert) -> dict:
     """The alert's sensor charted around it, as its own page charts it (static/js/admin/sensor_chart.js): from
     ALERT_CHART_BEFORE before it opened to ALERT_CHART_AFTER after it was resolved (to now while it is not)."""
-    from readings.selectors import sensor_chart
-
-    sensor = alert.sensor
     now = timezone.now()
     end = min(now, alert.resolved_at + ALERT_CHART_AFTER) if alert.resolved_at else now
     start = max(alert.opened_at - ALERT_CHART_BEFORE, end - ALERT_CHART_LONGEST)
     if start >= end:
         start = end - ALERT_CHART_BEFORE
+    return sensor_chart_context(alert.sensor, start, end)
+
+
+def sensor_chart_context(sensor, start, end) -> dict:
+    """``sensor`` charted from ``start`` to ``end`` as its own page charts it: ``alert_chart`` (the span and its
+    number of points) and ``sensor_chart`` (the data, for json_script). Also the work order page's chart."""
+    from readings.selectors import sensor_chart
+
     chart = sensor_chart(sensor=sensor, start=start, end=end)
     return {
         "alert_chart": {"start": start, "end": end, "points": chart["points"]},
