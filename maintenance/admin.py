@@ -32,6 +32,7 @@ from mlops.admin import CHART_MEDIA, alert_chart_context, sensor_chart_context
 from mlops.admin import AlertAdmin as BaseAlertAdmin
 from mlops.admin import AnomalyAdmin as BaseAnomalyAdmin
 from mlops.models import Alert, Anomaly
+from sensors.admin_sites import NotFoundAdmin
 from sensors.models import UserSites
 from sensors.selectors import user_sites, within_user_sites
 
@@ -87,7 +88,7 @@ class AssetFilter(admin.RelatedOnlyFieldListFilter):
 
 
 @admin.register(WorkOrder)
-class WorkOrderAdmin(admin.ModelAdmin):
+class WorkOrderAdmin(NotFoundAdmin, admin.ModelAdmin):
     list_display = ["work_order", "priority_badge", "status_badge", "due", "asset", "site", "assignee", "origin"]
     list_display_links = ["work_order"]
     list_filter = [MineFilter, OverdueFilter, "status", "priority", SiteFilter, ("asset", AssetFilter), "origin"]

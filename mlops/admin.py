@@ -12,7 +12,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -23,6 +23,7 @@ from mlops.models import Alert, AlertSubscription, Anomaly, ScoringRun
 from mlops.selectors import alert_condition_active, severity_rank
 from mlops.services import alert_acknowledge, alert_resolve, anomaly_why
 from sensors.admin import TitledAdmin
+from sensors.admin_sites import SiteLimitedAdmin, SiteListFilter
 
 MEDIA_CSS = {"all": ["css/admin/console.css", "mlops/admin.css"]}
 # The alert page charts its sensor around the alert with the sensor page's own chart.
@@ -64,7 +65,8 @@ class ScoringOutputAdmin(TitledAdmin, admin.ModelAdmin):
 
 
 @admin.register(Anomaly)
-class AnomalyAdmin(ScoringOutputAdmin):
+class AnomalyAdmin(SiteLimitedAdmin, ScoringOutputAdmin):
+    site_lookup = "sensor__asset__site"
     list_display = ["sensor", "asset", "start", "end", "score_display", "kind", "why", "model_version_link"]
     list_filter = ["detector", "kind", "model_name", "sensor__sensor_type", "start"]
     fields = [
@@ -130,7 +132,8 @@ def _alert_action(service, *, verb: str, skipped: str):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(SiteLimitedAdmin, admin.ModelAdmin):
+    site_lookup = "sensor__asset__site"
     list_display = [
         "severity_badge",
         "status_badge",
@@ -141,7 +144,7 @@ class AlertAdmin(admin.ModelAdmin):
         "mail",
     ]
     list_display_links = ["title"]
-    list_filter = ["status", "severity", "kind", "sensor__asset__site"]
+    list_filter = ["status", "severity", "kind", ("sensor__asset__site", SiteListFilter)]
     list_select_related = ["sensor"]
     search_fields = ["title", "sensor__sensor_id"]
     readonly_fields = ["opened_at", "last_seen_at", "mail"]
@@ -206,9 +209,10 @@ class AlertAdmin(admin.ModelAdmin):
         return transitions + super().get_urls()
 
     def get_queryset(self, request):
-        # ModelAdmin.get_queryset orders before an annotation could be added: the rank is annotated first here.
+        # ModelAdmin.get_queryset orders before an annotation could be added: the rank is annotated first here
+        # (and the sites limited here too, as ModelAdmin's is not called).
         alerts = self.model._default_manager.get_queryset().annotate(severity_rank=severity_rank())
-        return alerts.order_by(*self.get_ordering(request))
+        return self.limit_to_sites(request, alerts.order_by(*self.get_ordering(request)))
 
     def get_ordering(self, request):
         # By severity's rank (critical, warning, info; not alphabetically), then newest first, as the dashboard.
@@ -239,7 +243,10 @@ class AlertAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not super().has_change_permission(request):
             raise PermissionDenied
-        getattr(self, action)(request, Alert.objects.filter(pk=object_id))
+        alerts = self.get_queryset(request).filter(pk=object_id)  # of the person's sites only
+        if not alerts.exists():
+            raise Http404("No such alert.")
+        getattr(self, action)(request, alerts)
         return HttpResponseRedirect(reverse("admin:mlops_alert_change", args=[object_id]))
 
     @admin.display(description="mail")

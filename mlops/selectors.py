@@ -283,11 +283,15 @@ def anomaly_chart_marks(*, sensor: Sensor, start: datetime, end: datetime) -> li
     ]
 
 
-def dashboard_alerts(*, limit: int) -> list[dict]:
-    """Unresolved alerts for the dashboard, most severe and newest first (registered with readings.selectors)."""
+def dashboard_alerts(*, limit: int, sites: list[str] | None = None) -> list[dict]:
+    """Unresolved alerts for the dashboard (of ``sites``; None: all), most severe and newest first (registered
+    with readings.selectors)."""
     from django.urls import reverse
 
-    alerts = alerts_unresolved().annotate(rank=severity_rank()).order_by("-rank", "-opened_at")[:limit]
+    alerts = alerts_unresolved()
+    if sites is not None:
+        alerts = alerts.filter(sensor__asset__site__in=sites)
+    alerts = alerts.annotate(rank=severity_rank()).order_by("-rank", "-opened_at")[:limit]
     return [
         {
             "sensor_id": alert.sensor.sensor_id,
@@ -320,19 +324,22 @@ UNRESOLVED_QUERY = "status__in=open,acknowledged"
 ALERT_GROUPS_SHOWN = 12
 
 
-def alerts_summary() -> dict:
+def alerts_summary(*, sites: list[str] | None = None) -> dict:
     """Open (unresolved) alerts counted by severity and by kind, and grouped by kind and site, most severe and
     largest first, each with a link to the alert list filtered to it: one grouped query, however many alerts a
-    fleet-wide condition opened (registered with readings.selectors for the dashboard)."""
+    fleet-wide condition opened (registered with readings.selectors for the dashboard). ``sites``: the alerts
+    of those sites only (None: every site)."""
     from django.db.models import Max
     from django.urls import reverse
 
     from mlops.choices import SEVERITY_RANK, AlertKind, AlertSeverity
 
     base = reverse("admin:mlops_alert_changelist")
+    unresolved = Alert.objects.exclude(status=AlertStatus.RESOLVED)
+    if sites is not None:
+        unresolved = unresolved.filter(sensor__asset__site__in=sites)
     rows = list(
-        Alert.objects.exclude(status=AlertStatus.RESOLVED)
-        .values_list("severity", "kind", "sensor__asset__site")
+        unresolved.values_list("severity", "kind", "sensor__asset__site")
         .annotate(number=Count("pk"), newest=Max("opened_at"))
         .order_by()
     )

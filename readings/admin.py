@@ -48,6 +48,7 @@ from readings.selectors import (
 )
 from sensors.admin import AssetAdmin as FleetAssetAdmin
 from sensors.admin import SensorAdmin as FleetSensorAdmin
+from sensors.admin_sites import SiteLimitedAdmin
 from sensors.choices import SensorStatus
 from sensors.models import Asset, Sensor
 
@@ -67,7 +68,8 @@ SIGNALS = {
 
 
 @admin.register(FaultLabel)
-class FaultLabelAdmin(admin.ModelAdmin):
+class FaultLabelAdmin(SiteLimitedAdmin, admin.ModelAdmin):
+    site_lookup = "sensor__asset__site"
     list_display = ["sensor", "kind", "start", "end", "source"]
     list_filter = ["kind", "source"]
     list_select_related = ["sensor"]

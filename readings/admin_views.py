@@ -38,6 +38,7 @@ from readings.selectors import (
 )
 from sensors.choices import AssetStatus, SensorStatus
 from sensors.models import Asset, Sensor
+from sensors.selectors import user_sites, within_user_sites
 
 RANGES: dict[str, tuple[str, timedelta]] = {
     "1h": ("1 hour", timedelta(hours=1)),
@@ -117,8 +118,8 @@ def chart_range(
 # --- Dashboard --------------------------------------------------------------------------------------------------
 
 
-def _counts_by_status(model, choices) -> list[dict]:
-    counts = dict(model.objects.order_by().values_list("status").annotate(n=Count("pk")))
+def _counts_by_status(rows, choices) -> list[dict]:
+    counts = dict(rows.order_by().values_list("status").annotate(n=Count("pk")))
     return [{"value": value, "label": label, "count": counts.get(value, 0)} for value, label in choices.choices]
 
 
@@ -127,11 +128,12 @@ def dashboard_context(request) -> dict:
     if not request.user.has_perm("sensors.view_sensor"):
         return {}
     now = timezone.now()
-    states = fleet_status(sensors=Sensor.objects.all(), now=now)
+    sites = user_sites(request.user)
+    states = fleet_status(sensors=within_user_sites(Sensor.objects.all(), request.user, site="asset__site"), now=now)
     connectivity = Counter(state["connectivity"] for state in states)
-    assets = _counts_by_status(Asset, AssetStatus)
-    sensors = _counts_by_status(Sensor, SensorStatus)
-    attention = attention_items(states=states)
+    assets = _counts_by_status(within_user_sites(Asset.objects.all(), request.user), AssetStatus)
+    sensors = _counts_by_status(within_user_sites(Sensor.objects.all(), request.user, site="asset__site"), SensorStatus)
+    attention = attention_items(states=states, sites=sites)
     for item in attention["items"]:
         item["age"] = timesince(item["time"], now, depth=1) if item["time"] else ""
     return {
@@ -145,10 +147,10 @@ def dashboard_context(request) -> dict:
                 {"value": value, "label": label, "count": connectivity.get(value, 0)} for value, label in CONNECTIVITY
             ],
             "out_of_range": sum(1 for state in states if state["out_of_range"]),
-            "readings_24h": readings_recent_count(now=now),
+            "readings_24h": readings_recent_count(now=now, sites=sites),
             "attention": attention,
             "alerts_enabled": alerts_enabled(),
-            "alert_summaries": alert_summaries(),
+            "alert_summaries": alert_summaries(sites=sites),
             "alerts_shown": DASHBOARD_ALERTS_SHOWN,
             "live_every": LIVE_EVERY_SECONDS,
             "flags": dashboard_flags(user=request.user),
@@ -245,7 +247,7 @@ def plant_view(request, admin_site):
     """Sites, their assets and their sensors, as a tree to move around a plant: each level links to its page."""
     if not request.user.has_perm("sensors.view_sensor"):
         raise PermissionDenied
-    tree = plant_tree(sensors=Sensor.objects.all())
+    tree = plant_tree(sensors=within_user_sites(Sensor.objects.all(), request.user, site="asset__site"))
     context = {
         **admin_site.each_context(request),
         "title": "Plant: sites, assets and sensors",
@@ -307,12 +309,14 @@ class ReadingsBrowserForm(forms.Form):
         choices=[(size, size) for size in PAGE_SIZES], coerce=int, required=False, empty_value=100, label="per page"
     )
 
-    def __init__(self, *args, admin_site, **kwargs):
+    def __init__(self, *args, admin_site, user, **kwargs):
         super().__init__(*args, **kwargs)
+        # Only the sensors of the person's sites: another site's sensor is "no such sensor", as one that is not.
+        sensors = within_user_sites(Sensor.objects.select_related("asset"), user, site="asset__site")
         # The admin's own autocomplete (searching SensorAdmin.search_fields), so a fleet of thousands of sensors
         # never lands in one <select>.
         self.fields["sensor"] = forms.ModelChoiceField(
-            queryset=Sensor.objects.select_related("asset"),
+            queryset=sensors,
             required=False,
             widget=AutocompleteSelect(Reading._meta.get_field("sensor"), admin_site),
         )
@@ -325,7 +329,7 @@ class ReadingsBrowserForm(forms.Form):
         raw = str(self.data.get("sensor", "")).strip() if self.is_bound else ""
         if raw and not (raw.isdigit() and len(raw) <= 18):
             data = self.data.copy()
-            pk = Sensor.objects.filter(sensor_id=raw).values_list("pk", flat=True).first()
+            pk = sensors.filter(sensor_id=raw).values_list("pk", flat=True).first()
             data["sensor"] = "" if pk is None else str(pk)
             self.data = data
             self.unknown_sensor = raw if pk is None else ""
@@ -352,7 +356,7 @@ def readings_browser_view(request, admin_site):
     page costs the same however deep into the hypertable it is."""
     if not request.user.has_perm("readings.view_reading"):
         raise PermissionDenied
-    form = ReadingsBrowserForm(request.GET or None, admin_site=admin_site)
+    form = ReadingsBrowserForm(request.GET or None, admin_site=admin_site, user=request.user)
     context = {
         **admin_site.each_context(request),
         "title": "Readings",
@@ -415,7 +419,8 @@ def sensor_live_view(request, admin_site, pk: int):
     the range of the page's own query (``range`` or ``from``/``to``)."""
     if not (request.user.has_perm("sensors.view_sensor") and request.user.has_perm("readings.view_reading")):
         raise PermissionDenied
-    sensor = Sensor.objects.select_related("asset").filter(pk=pk).first()
+    sensors = within_user_sites(Sensor.objects.select_related("asset"), request.user, site="asset__site")
+    sensor = sensors.filter(pk=pk).first()
     if sensor is None:
         raise Http404("No such sensor.")
     context = sensor_page_context(request, sensor)

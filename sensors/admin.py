@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
+from sensors.admin_sites import SiteLimitedAdmin, SiteListFilter
 from sensors.choices import SensorStatus
 from sensors.models import APIKey, Asset, Sensor
 from sensors.selectors import asset_sections
@@ -114,7 +115,7 @@ class SensorInline(admin.TabularInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
+class AssetAdmin(SiteLimitedAdmin, QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
     list_display = ["code", "name", "site", "location", "criticality", "status_badge", "sensor_count", "updated_at"]
     list_filter = ["site", "criticality", "status"]
     search_fields = ["code", "name", "site", "location"]
@@ -143,9 +144,10 @@ class AssetAdmin(QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
 
 
 @admin.register(Sensor)
-class SensorAdmin(QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
+class SensorAdmin(SiteLimitedAdmin, QuickCheckboxAdmin, TitledAdmin, admin.ModelAdmin):
+    site_lookup = "asset__site"
     list_display = ["sensor_id", "name", "asset", "sensor_type", "unit", "status_badge", "normal_min", "normal_max"]
-    list_filter = ["status", "sensor_type", "asset__site", ("asset", AssetListFilter)]
+    list_filter = ["status", "sensor_type", ("asset__site", SiteListFilter), ("asset", AssetListFilter)]
     list_select_related = ["asset"]
     search_fields = ["sensor_id", "name", "asset__code", "asset__name"]
     autocomplete_fields = ["asset"]
