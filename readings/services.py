@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, NotSupportedError, connections, models, transaction
 from django.db.models import Exists, OuterRef, QuerySet
@@ -36,7 +35,7 @@ from readings.imports import (
     read_header,
 )
 from readings.models import FaultLabel, Reading
-from readings.selectors import latest_cache_key, readings_shown
+from readings.selectors import latest_cache_forget, readings_shown
 from readings.synthetic import PROFILES, SensorSignal, SignalParams, readings_per_sensor, sensor_spec
 from sensors.choices import SensorType
 from sensors.models import APIKey, Asset, Sensor, external_id_validator
@@ -301,8 +300,8 @@ def readings_ingest(
     batch = ReadingBatch.from_columns(sensor=pks, time=micros, value=values, quality=qualities)
     accepted = readings_insert(batch=batch, using=using)
     if accepted:
-        touched = [latest_cache_key(pk) for pk in set(pks)]
-        transaction.on_commit(lambda: cache.delete_many(touched), using=using)
+        touched = set(pks)
+        transaction.on_commit(lambda: latest_cache_forget(touched), using=using)
         if _ingest_hooks:
             sensor_pks = sorted(set(pks))
             transaction.on_commit(lambda: _after_ingest(sensor_pks), using=using)
@@ -366,7 +365,7 @@ def readings_delete_before(*, before: datetime, sensor_ids: list[str] | None = N
     with transaction.atomic(using=using):
         deleted, _ = Reading.objects.using(using).filter(sensor_id__in=pks, time__lt=before).delete()
     if deleted:
-        cache.delete_many([latest_cache_key(pk) for pk in pks])
+        latest_cache_forget(pks)
     return deleted
 
 
@@ -581,7 +580,7 @@ def fleet_seed(
     flush(1)
 
     if reading_counts.created:
-        cache.delete_many([latest_cache_key(sensor.pk) for sensor in fleet])
+        latest_cache_forget(sensor.pk for sensor in fleet)
     seeded = FaultLabel.objects.using(using).filter(sensor__in=fleet, source=FaultSource.SEED)
     before = seeded.count()
     FaultLabel.objects.using(using).bulk_create(labels, ignore_conflicts=True, batch_size=1000)
@@ -691,7 +690,7 @@ def fleet_seed_reset(*, using: str = "default") -> SeedReset:
             APIKey.objects.using(using).filter(pk__in=list(keys.values_list("pk", flat=True))).update(revoked=True)
         )
         deleted[Asset] = assets.delete()[1].get(Asset._meta.label, 0)
-    transaction.on_commit(lambda: cache.delete_many([latest_cache_key(pk) for pk in sensor_pks]), using=using)
+    transaction.on_commit(lambda: latest_cache_forget(sensor_pks), using=using)
     return SeedReset(deleted=deleted, revoked_keys=revoked)
 
 
@@ -1124,8 +1123,8 @@ def readings_import(
             report.stored += inserted
             report.present += len(batch) - inserted
             if inserted:
-                touched = [latest_cache_key(pk) for pk in np.unique(sensor).tolist()]
-                transaction.on_commit(lambda touched=touched: cache.delete_many(touched), using=using)
+                touched = np.unique(sensor).tolist()
+                transaction.on_commit(lambda touched=touched: latest_cache_forget(touched), using=using)
 
             if layout.labels:
                 closed = _label_runs(chunk, row_ok, row_sensor, len(layout.labels), runs)
@@ -1448,7 +1447,7 @@ def readings_holdout_append(
         records = [*sensor.metadata.get(HOLDOUT_MARK, []), appended.as_record()]
         sensor.metadata = {**sensor.metadata, HOLDOUT_MARK: records}
         sensor.save(using=using, update_fields=["metadata"])
-    transaction.on_commit(lambda: cache.delete(latest_cache_key(sensor.pk)), using=using)
+    transaction.on_commit(lambda: latest_cache_forget([sensor.pk]), using=using)
     return appended
 
 
