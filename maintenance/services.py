@@ -326,6 +326,35 @@ def _origin_range(work_order: WorkOrder) -> tuple[datetime | None, datetime | No
     return None, None
 
 
+def _finding_labels(work_order: WorkOrder, *, kind: str, start: datetime, end: datetime) -> list[FaultLabel]:
+    """The fault labels (source: staff) a finding over [start, end] makes: on the work order's sensor, or, when it
+    has none, on every sensor of its asset (docs/mlops.md, "Findings on an asset").
+
+    Labels are per sensor (FaultLabel has no asset-level form) and the models read them so: the normal model of
+    the asset over all its sensors, the detectors per sensor. A false alarm on the asset says the whole machine
+    ran normally, so every sensor gets the "normal" label: the asset model takes the range back into its
+    baseline, the detectors count every sensor's windows there as negatives. A confirmed fault on the asset says
+    the machine was faulty but not which signal showed it: labelling every sensor with the fault's kind would
+    teach the detectors positives on signals that may show nothing, so every sensor gets a "degradation" label
+    instead, the kind that already means "the machine, not the sensor": left out of the normal baseline and out
+    of the detectors' training and evaluation, neither a fault to find nor normal. The finding keeps the kind the
+    technician recorded (and the asset's failure figures count it)."""
+    if work_order.sensor_id is not None:
+        sensor_pks = [work_order.sensor_id]
+    else:
+        sensor_pks = list(
+            Sensor.objects.filter(asset_id=work_order.asset_id).order_by("pk").values_list("pk", flat=True)
+        )
+        if kind != FaultKind.NORMAL:
+            kind = FaultKind.DEGRADATION
+    return [
+        FaultLabel.objects.update_or_create(
+            sensor_id=pk, kind=kind, start=start, defaults={"end": end, "source": FaultSource.STAFF}
+        )[0]
+        for pk in sensor_pks
+    ]
+
+
 @transaction.atomic
 def work_order_record_finding(
     *,
@@ -344,7 +373,8 @@ def work_order_record_finding(
 
     A confirmed fault (its kind and start) becomes a fault label of the work order's sensor (source: staff); a
     false alarm a "normal" label over the range of the alert or anomaly (or the one given). The next
-    ``train_models`` learns from both: the fault as a positive, the false alarm as normal operation.
+    ``train_models`` learns from both: the fault as a positive, the false alarm as normal operation. A work order
+    without a sensor labels every sensor of its asset (see ``_finding_labels``); the finding links the first.
     """
     work_order = _locked(work_order)
     if work_order.status not in FINDING_STATUSES:
@@ -375,11 +405,8 @@ def work_order_record_finding(
             end = max(now, start)
     if start is not None and end is not None and end < start:
         raise WorkOrderError("The end of the range must not come before its start.")
-    label = None
-    if work_order.sensor_id is not None and start is not None:
-        label, _ = FaultLabel.objects.update_or_create(
-            sensor_id=work_order.sensor_id, kind=kind, start=start, defaults={"end": end, "source": FaultSource.STAFF}
-        )
+    labels = _finding_labels(work_order, kind=kind, start=start, end=end) if start is not None else []
+    label = labels[0] if labels else None
     finding = Finding.objects.create(
         work_order=work_order,
         outcome=outcome,

@@ -126,3 +126,82 @@ def test_supervised_training_reads_normal_labels_as_negatives():
     assert result.excluded.tolist() == [True, False, False, True, False, True]
     faults = faults_from_labels(labels, intervals={1: 60}, unlabelled_kinds={FaultKind.DEGRADATION})
     assert faults.kind.tolist() == [FaultKind.SPIKE]
+
+
+# --- Work orders on an asset, without a sensor -----------------------------------------------------------------
+
+
+def _asset_work_order(asset, manager, technician):
+    from maintenance.services import work_order_create
+
+    work_order = work_order_create(asset=asset, title="Noise from the pump", user=manager)
+    work_order_assign(work_order=work_order, assignee=technician, user=manager)
+    return work_order
+
+
+@pytest.mark.django_db
+def test_a_false_alarm_on_an_asset_without_sensor_reaches_training_through_every_sensor(
+    mlflow_settings, manager, technician
+):
+    asset = AssetFactory(code="FEEDBACK-002", site="North Plant")
+    temp, amps = seed(asset)
+    open_alert(temp, anomaly=make_anomaly(temp, start=EPISODE[0], end=EPISODE[1]))
+    before = train_normal(assets=[asset], window=WINDOW)
+    ratio_before = episode_ratio(before.version, asset)
+
+    # Raised by hand on the asset (the technician heard it; nobody tied it to a sensor), found to be nothing.
+    work_order = _asset_work_order(asset, manager, technician)
+    finding = work_order_record_finding(
+        work_order=work_order,
+        user=technician,
+        outcome=FindingOutcome.FALSE_ALARM,
+        fault_start=EPISODE[0],
+        fault_end=EPISODE[1],
+        cause="Planned test run",
+    )
+    labels = FaultLabel.objects.filter(kind=FaultKind.NORMAL, start=EPISODE[0], end=EPISODE[1], source="staff")
+    assert sorted(labels.values_list("sensor_id", flat=True)) == sorted([temp.pk, amps.pk])
+    assert finding.label in labels
+
+    after = train_normal(assets=[asset], window=WINDOW)
+    assert before.assets[asset.code]["left_out"] > after.assets[asset.code]["left_out"]
+    assert episode_ratio(after.version, asset) < ratio_before
+
+
+@pytest.mark.django_db
+def test_a_confirmed_fault_on_an_asset_without_sensor_is_left_out_of_training_on_every_sensor(manager, technician):
+    from mlops.selectors import UNLABELLED_KINDS
+
+    asset = AssetFactory(code="FEEDBACK-003", site="North Plant")
+    temp = SensorFactory(asset=asset, sensor_id="fb3-temp")
+    amps = SensorFactory(asset=asset, sensor_id="fb3-current", sensor_type="current", unit="A")
+    work_order = _asset_work_order(asset, manager, technician)
+    start = END - timedelta(hours=3)
+    finding = work_order_record_finding(
+        work_order=work_order,
+        user=technician,
+        outcome=FindingOutcome.CONFIRMED_FAULT,
+        fault_kind=FaultKind.SPIKE,
+        fault_start=start,
+        fault_end=END,
+        cause="Loose bearing",
+    )
+    # The finding keeps the kind recorded; the sensors, which of them showed it being unknown, are labelled as the
+    # machine's episode: neither positives of that kind nor normal.
+    assert finding.fault_kind == FaultKind.SPIKE
+    labels = list(FaultLabel.objects.filter(source="staff").order_by("sensor_id"))
+    assert [(label.sensor_id, label.kind, label.start, label.end) for label in labels] == [
+        (temp.pk, FaultKind.DEGRADATION, start, END),
+        (amps.pk, FaultKind.DEGRADATION, start, END),
+    ]
+    hour = timedelta(hours=1)
+    starts = [start - hour, start, start + hour, start + 2 * hour, END + hour]  # before, three inside, after
+    windows = _Windows(
+        np.array([temp.pk] * 5 + [amps.pk] * 5),
+        np.array([to_us(t) for t in starts] * 2, dtype="datetime64[us]"),
+        np.array([to_us(t + hour - timedelta(seconds=1)) for t in starts] * 2, dtype="datetime64[us]"),
+    )
+    result = label_windows(windows, labels, unlabelled_kinds=UNLABELLED_KINDS)
+    assert not result.positive.any()
+    assert result.excluded.tolist() == [False, True, True, True, False] * 2
+    assert len(faults_from_labels(labels, intervals={temp.pk: 60, amps.pk: 60}, unlabelled_kinds=UNLABELLED_KINDS)) == 0
