@@ -6,7 +6,13 @@ class MlopsConfig(AppConfig):
     verbose_name = "Models and alerts"
 
     def ready(self):
-        from mlops.selectors import alerts_summary, anomaly_chart_marks, dashboard_alerts, sensor_events
+        from mlops.selectors import (
+            alerts_summary,
+            anomaly_chart_marks,
+            anomaly_chart_marks_many,
+            dashboard_alerts,
+            sensor_events,
+        )
         from mlops.services import scoring_forget
         from readings.selectors import (
             register_alert_summary,
@@ -18,7 +24,7 @@ class MlopsConfig(AppConfig):
 
         # The console's dashboard and charts live in readings; this app adds
         # its alerts and anomalies to them without readings importing mlops.
-        register_chart_marks(anomaly_chart_marks)
+        register_chart_marks(anomaly_chart_marks, many=anomaly_chart_marks_many)
         register_alerts(dashboard_alerts)
         register_alert_summary(alerts_summary)
         register_sensor_events(sensor_events)

@@ -272,15 +272,26 @@ def alerts_unresolved() -> QuerySet[Alert]:
 def anomaly_chart_marks(*, sensor: Sensor, start: datetime, end: datetime) -> list[dict]:
     """Anomalies to mark on a sensor's chart in the admin (registered with readings.selectors)."""
     anomalies = Anomaly.objects.filter(sensor=sensor, start__lt=end, end__gte=start).order_by("start")
-    return [
-        {
-            "series": "Anomalies",
-            "label": f"score {anomaly.score:.2f} ({anomaly.model_name} v{anomaly.model_version})",
-            "start": anomaly.start,
-            "end": anomaly.end,
-        }
-        for anomaly in anomalies[:1000]
-    ]
+    return [_anomaly_mark(anomaly) for anomaly in anomalies[:1000]]
+
+
+def anomaly_chart_marks_many(*, sensors: list[Sensor], start: datetime, end: datetime) -> dict[int, list[dict]]:
+    """``anomaly_chart_marks`` of each of ``sensors`` in one query (the asset page charts all of its sensors)."""
+    marks: dict[int, list[dict]] = {sensor.pk: [] for sensor in sensors}
+    anomalies = Anomaly.objects.filter(sensor__in=list(marks), start__lt=end, end__gte=start).order_by("start")
+    for anomaly in anomalies:
+        if len(marks[anomaly.sensor_id]) < 1000:
+            marks[anomaly.sensor_id].append(_anomaly_mark(anomaly))
+    return marks
+
+
+def _anomaly_mark(anomaly: Anomaly) -> dict:
+    return {
+        "series": "Anomalies",
+        "label": f"score {anomaly.score:.2f} ({anomaly.model_name} v{anomaly.model_version})",
+        "start": anomaly.start,
+        "end": anomaly.end,
+    }
 
 
 def dashboard_alerts(*, limit: int, sites: list[str] | None = None) -> list[dict]:

@@ -33,6 +33,7 @@ from readings.selectors import (
     readings_page,
     readings_recent_count,
     sensor_chart,
+    sensor_charts,
     sensor_events,
     sensor_interval,
 )
@@ -210,21 +211,28 @@ def asset_page_context(request, asset: Asset, *, sensor_url) -> dict:
     the asset's place in its site. ``sensor_url(pk)`` is the sensor page's address."""
     now = timezone.now()
     sensors = list(asset.sensors.select_related("asset").order_by("sensor_type", "sensor_id"))
-    states = {state["sensor_id"]: state for state in fleet_status(sensors=asset.sensors.all(), now=now)}
+    site = plant_tree(sensors=Sensor.objects.filter(asset__site=asset.site), now=now)
+    # The asset's own sensors' states are in its site's tree (one fleet status read for both).
+    states = {
+        state["sensor_id"]: state
+        for tree in site
+        for entry in tree["assets"]
+        if entry["pk"] == asset.pk
+        for state in entry["sensors"]
+    }
     times = [state["time"] for state in states.values() if state["time"] is not None]
     chosen = chart_range(request.GET, last_time=max(times, default=None), now=now)
-    charts = []
-    for sensor in sensors:
-        chart = sensor_chart(sensor=sensor, start=chosen.start, end=chosen.end)
-        charts.append(
-            {
-                **_chart_payload(sensor, chart, chosen),
-                "name": sensor.name,
-                "url": sensor_url(sensor.pk),
-                "bucket": bucket_name(timedelta(seconds=chart["bucket_seconds"])),
-            }
+    charts = [
+        {
+            **_chart_payload(sensor, chart, chosen),
+            "name": sensor.name,
+            "url": sensor_url(sensor.pk),
+            "bucket": bucket_name(timedelta(seconds=chart["bucket_seconds"])),
+        }
+        for sensor, chart in zip(
+            sensors, sensor_charts(sensors=sensors, start=chosen.start, end=chosen.end), strict=True
         )
-    site = plant_tree(sensors=Sensor.objects.filter(asset__site=asset.site), now=now)
+    ]
     return {
         "asset_page": {
             "range": chosen,

@@ -275,6 +275,7 @@ def _fleet_body(snapshot: dict, now: datetime, render) -> bytes:
 # For a person limited to some sites (sensors.selectors.user_sites) it is called with sites=<list of site names>
 # too, and returns only the alerts of those sites; alert summary providers likewise.
 _chart_mark_providers: list[Callable[..., list[dict]]] = []
+_chart_mark_batches: dict[Callable[..., list[dict]], Callable[..., dict[int, list[dict]]]] = {}
 _alert_providers: list[Callable[..., list[dict]]] = []
 _flag_providers: list[Callable[..., list[dict]]] = []
 # An alert summary provider is called as provider() and returns {"total", "by_severity", "by_kind", "groups",
@@ -304,10 +305,16 @@ def fault_labels_list(*, sensors: QuerySet[Sensor]) -> QuerySet[FaultLabel]:
     return FaultLabel.objects.filter(sensor__in=sensors).select_related("sensor", "sensor__asset")
 
 
-def register_chart_marks(provider: Callable[..., list[dict]]) -> Callable[..., list[dict]]:
-    """Add a source of chart marks (usable as a decorator; registering twice adds it once)."""
+def register_chart_marks(
+    provider: Callable[..., list[dict]], *, many: Callable[..., dict[int, list[dict]]] | None = None
+) -> Callable[..., list[dict]]:
+    """Add a source of chart marks (usable as a decorator; registering twice adds it once). ``many``, if given,
+    is called as many(sensors=<list of Sensor>, start=, end=) and returns {sensor pk: marks} for all of them in
+    one go (charts of several sensors, as on the asset page)."""
     if provider not in _chart_mark_providers:
         _chart_mark_providers.append(provider)
+    if many is not None:
+        _chart_mark_batches[provider] = many
     return provider
 
 
@@ -373,24 +380,39 @@ def sensor_chart_marks(*, sensor: Sensor, start: datetime, end: datetime) -> lis
     those of the registered providers (anomalies, once mlops registers them). Each {"series", "label", "start",
     "end"} and optionally "key" (what picks the series' colour: the fault kind), at most CHART_MAX_MARKS per
     source."""
-    labels = FaultLabel.objects.filter(sensor=sensor, start__lt=end, end__gte=start).order_by("start")
+    return _chart_marks_many(sensors=[sensor], start=start, end=end)[sensor.pk]
+
+
+def _chart_marks_many(*, sensors: list[Sensor], start: datetime, end: datetime) -> dict[int, list[dict]]:
+    """``sensor_chart_marks`` of each of ``sensors``: their labels in one query, each provider's marks in one call
+    where it registered a call for many sensors."""
+    labels: dict[int, list] = {sensor.pk: [] for sensor in sensors}
+    for label in FaultLabel.objects.filter(sensor__in=list(labels), start__lt=end, end__gte=start).order_by("start"):
+        labels[label.sensor_id].append(label)
     # One series per fault kind, in the kinds' order: each gets its own colour, legend entry and lane.
     order = {kind: index for index, kind in enumerate(FaultKind.values)}
-    marks = sorted(
-        (
-            {
-                "series": label.get_kind_display(),
-                "key": label.kind,
-                "label": label.get_kind_display(),
-                "start": label.start,
-                "end": label.end,
-            }
-            for label in labels[:CHART_MAX_MARKS]
-        ),
-        key=lambda mark: (order.get(mark["key"], len(order)), mark["start"]),
-    )
+    marks = {
+        pk: sorted(
+            (
+                {
+                    "series": label.get_kind_display(),
+                    "key": label.kind,
+                    "label": label.get_kind_display(),
+                    "start": label.start,
+                    "end": label.end,
+                }
+                for label in rows[:CHART_MAX_MARKS]
+            ),
+            key=lambda mark: (order.get(mark["key"], len(order)), mark["start"]),
+        )
+        for pk, rows in labels.items()
+    }
     for provider in _chart_mark_providers:
-        marks.extend(provider(sensor=sensor, start=start, end=end)[:CHART_MAX_MARKS])
+        many = _chart_mark_batches.get(provider)
+        found = many(sensors=sensors, start=start, end=end) if many is not None and len(sensors) > 1 else None
+        for sensor in sensors:
+            provided = found.get(sensor.pk, []) if found is not None else provider(sensor=sensor, start=start, end=end)
+            marks[sensor.pk].extend(provided[:CHART_MAX_MARKS])
     return marks
 
 
@@ -426,11 +448,30 @@ def sensor_chart(*, sensor: Sensor, start: datetime, end: datetime, max_points: 
     so gaps in the signal show as gaps in the line. x is bucket starts in Unix seconds; each mark series has, per
     bucket, 1 (and its label) where one of its marks overlaps the bucket, else null.
     """
-    bucket = chart_bucket(end - start, interval=sensor_interval(sensor), max_points=max_points)
-    x, avg, low, high = _chart_buckets(sensor_pk=sensor.pk, start=start, end=end, bucket=bucket)
+    [chart] = sensor_charts(sensors=[sensor], start=start, end=end, max_points=max_points)
+    return chart
+
+
+def sensor_charts(
+    *, sensors: list[Sensor], start: datetime, end: datetime, max_points: int = CHART_MAX_POINTS
+) -> list[dict]:
+    """``sensor_chart`` of each of ``sensors`` over one range (the asset page's charts), in as many queries as for
+    one: every sensor's buckets in one, their fault labels in one, each marks provider's in one where it can."""
+    buckets = [chart_bucket(end - start, interval=sensor_interval(sensor), max_points=max_points) for sensor in sensors]
+    columns = _chart_buckets_many(
+        [(sensor.pk, bucket) for sensor, bucket in zip(sensors, buckets, strict=True)], start=start, end=end
+    )
+    marks = _chart_marks_many(sensors=sensors, start=start, end=end)
+    return [
+        _chart(*column, bucket=bucket, marks=marks[sensor.pk])
+        for sensor, bucket, column in zip(sensors, buckets, columns, strict=True)
+    ]
+
+
+def _chart(x: list, avg: list, low: list, high: list, *, bucket: timedelta, marks: list[dict]) -> dict:
     width = int(bucket.total_seconds())
     series: dict[str, dict] = {}
-    for mark in sensor_chart_marks(sensor=sensor, start=start, end=end):
+    for mark in marks:
         entry = series.setdefault(
             mark["series"],
             {"name": mark["series"], "key": mark.get("key") or "", "values": [None] * len(x), "labels": {}},
@@ -443,15 +484,12 @@ def sensor_chart(*, sensor: Sensor, start: datetime, end: datetime, max_points: 
             entry["labels"].setdefault(index, [])
             if mark["label"] not in entry["labels"][index]:
                 entry["labels"][index].append(mark["label"])
-    marks = [
-        {
-            "name": entry["name"],
-            "key": entry["key"],
-            "values": entry["values"],
-            "labels": [", ".join(entry["labels"].get(index, ())) or None for index in range(len(x))],
-        }
-        for entry in series.values()
-    ]
+    chart_marks = []
+    for entry in series.values():
+        labels = [None] * len(x)
+        for index, names in entry["labels"].items():
+            labels[index] = ", ".join(names)
+        chart_marks.append({"name": entry["name"], "key": entry["key"], "values": entry["values"], "labels": labels})
     return {
         "bucket_seconds": width,
         "x": x,
@@ -459,38 +497,44 @@ def sensor_chart(*, sensor: Sensor, start: datetime, end: datetime, max_points: 
         "min": low,
         "max": high,
         "points": sum(1 for value in avg if value is not None),
-        "marks": marks,
+        "marks": chart_marks,
     }
 
 
-def _chart_buckets(*, sensor_pk: int, start: datetime, end: datetime, bucket: timedelta) -> tuple[list, ...]:
-    """What ``readings_buckets(..., aggs=("avg", "min", "max"), fill="null")`` returns, as columns: every bucket's
-    start in Unix seconds, from the one containing ``start`` to the one containing the instant before ``end``, and
-    its mean, min and max (None where empty).
+def _chart_buckets_many(charts: list[tuple[int, timedelta]], *, start: datetime, end: datetime) -> list[tuple]:
+    """What ``readings_buckets(..., aggs=("avg", "min", "max"), fill="null")`` returns, as columns, for each
+    (sensor pk, bucket) of ``charts``: every bucket's start in Unix seconds, from the one containing ``start`` to
+    the one containing the instant before ``end``, and its mean, min and max (None where empty).
 
-    The same SQL, filled in integer arithmetic: no datetime per bucket, which was most of a chart's time (an asset
-    page draws one chart per sensor).
+    The same SQL, one statement per chart joined by UNION ALL into one query, filled in integer arithmetic: no
+    datetime per bucket, which was most of a chart's time (an asset page draws one chart per sensor).
     """
-    _, sql, params = readings_buckets_sql(
-        sensor_pk=sensor_pk, start=start, end=end, bucket=bucket, aggs=("avg", "min", "max")
-    )
+    statements = [
+        readings_buckets_sql(sensor_pk=pk, start=start, end=end, bucket=bucket, aggs=("avg", "min", "max"))
+        for pk, bucket in charts
+    ]
     # The bounds readings_buckets works with (see aggregates._validated).
     start = max(start, settings.READINGS_MIN_TIME)
     end = max(end, start)
-    if end <= start:
-        return [], [], [], []
+    if end <= start or not charts:
+        return [([], [], [], []) for _ in charts]
+    sql = " UNION ALL ".join(f"SELECT {index}, q.* FROM ({one}) AS q" for index, (_, one, _) in enumerate(statements))
+    params = [param for _, _, one_params in statements for param in one_params]
     with connections["default"].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    width = int(bucket.total_seconds())
-    first = int(bucket_floor(start, bucket).timestamp())
-    last = int(bucket_floor(end - _INSTANT, bucket).timestamp())
-    x = list(range(first, last + 1, width))
-    avg, low, high = [None] * len(x), [None] * len(x), [None] * len(x)
-    for moment, mean, minimum, maximum in rows:
+    columns = []
+    for _, bucket in charts:
+        width = int(bucket.total_seconds())
+        first = int(bucket_floor(start, bucket).timestamp())
+        last = int(bucket_floor(end - _INSTANT, bucket).timestamp())
+        x = list(range(first, last + 1, width))
+        columns.append((x, [None] * len(x), [None] * len(x), [None] * len(x), first, width))
+    for chart, moment, mean, minimum, maximum in rows:
+        _, avg, low, high, first, width = columns[chart]
         index = (moment - first) // width
         avg[index], low[index], high[index] = mean, minimum, maximum
-    return x, avg, low, high
+    return [column[:4] for column in columns]
 
 
 def sparkline_window(reading: dict, now: datetime, hours: int = SPARKLINE_HOURS) -> tuple[datetime, datetime]:

@@ -6,11 +6,16 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from readings import selectors
 from readings.admin import SensorAdmin
+from readings.choices import FaultKind
+from readings.models import FaultLabel
 from tests.admin.conftest import fill
-from tests.factories import SensorFactory
+from tests.factories import AssetFactory, SensorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +77,42 @@ def test_the_asset_filter_builds_the_same_links(staff_client):
         response = staff_client.get("/admin/sensors/sensor/" + query.replace("&amp;", "&"))
         assert [s.pk for s in response.context["cl"].result_list] == [sensor.pk]
     assert "?status__exact=active" in options  # "All" keeps the other filters
+
+
+def test_an_asset_pages_charts_are_each_sensors_chart_in_as_many_queries(staff_client, monkeypatch):
+    """sensor_charts (the asset page) draws what sensor_chart draws for each sensor, with its buckets, labels and
+    each marks provider's marks read once for all sensors, not once per sensor."""
+    monkeypatch.setattr(selectors, "_chart_mark_batches", {})
+    end = timezone.now().replace(second=0, microsecond=0)
+    asset = AssetFactory()
+    sensors = [SensorFactory(asset=asset, sampling_interval=interval) for interval in (60, 300, 1)]
+    for n, sensor in enumerate(sensors):
+        fill(sensor, 120, end=end, value=lambda i, n=n: float(i * (n + 1)))
+    FaultLabel.objects.create(sensor=sensors[1], kind=FaultKind.SPIKE, start=end - timedelta(minutes=30), end=end)
+
+    def one(*, sensor, start, end):
+        return [{"series": "Per sensor", "label": sensor.sensor_id, "start": end - timedelta(minutes=5), "end": end}]
+
+    def provider(*, sensor, start, end):
+        return [{"series": "Batched", "label": f"x{sensor.pk}", "start": start, "end": start + timedelta(minutes=9)}]
+
+    def many(*, sensors, start, end):
+        return {sensor.pk: provider(sensor=sensor, start=start, end=end) for sensor in sensors}
+
+    selectors.register_chart_marks(one)
+    selectors.register_chart_marks(provider, many=many)
+    start = end - timedelta(hours=2)
+    assert selectors.sensor_charts(sensors=sensors, start=start, end=end) == [
+        selectors.sensor_chart(sensor=sensor, start=start, end=end) for sensor in sensors
+    ]
+    monkeypatch.setattr(selectors, "_chart_mark_providers", [provider])
+    url = f"/admin/sensors/asset/{asset.pk}/change/?range=24h"
+    assert staff_client.get(url).status_code == 200  # once-per-process lookups out of the way
+    with CaptureQueriesContext(connection) as three:
+        staff_client.get(url)
+    more = SensorFactory(asset=asset)
+    fill(more, 10, end=end)
+    staff_client.get(url)  # its newest reading into the cache, like the others'
+    with CaptureQueriesContext(connection) as four:
+        staff_client.get(url)
+    assert len(four) == len(three)

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from mlops.models import Anomaly
+from mlops.selectors import anomaly_chart_marks, anomaly_chart_marks_many
 from mlops.services import alert_raise
 from readings.selectors import sensor_chart_marks
 from tests.factories import SensorFactory
@@ -34,3 +35,24 @@ def test_anomalies_are_marked_on_the_sensor_chart():
         "start": t0,
         "end": t0 + timedelta(minutes=10),
     } in marks
+
+
+def test_an_assets_anomalies_are_read_once_for_all_its_sensors(django_assert_num_queries):
+    sensors = [SensorFactory() for _ in range(3)]
+    t0 = datetime(2026, 4, 1, tzinfo=UTC)
+    for n, sensor in enumerate(sensors[:2]):
+        for k in range(n + 1):
+            start = t0 + timedelta(minutes=20 * k)
+            Anomaly.objects.create(
+                sensor=sensor,
+                start=start,
+                end=start + timedelta(minutes=5),
+                score=0.5 + k / 10,
+                model_name="m",
+                model_version="1",
+            )
+    start, end = t0 - timedelta(hours=1), t0 + timedelta(hours=1)
+    expected = {sensor.pk: anomaly_chart_marks(sensor=sensor, start=start, end=end) for sensor in sensors}
+    with django_assert_num_queries(1):
+        assert anomaly_chart_marks_many(sensors=sensors, start=start, end=end) == expected
+    assert [len(marks) for marks in expected.values()] == [1, 2, 0]
