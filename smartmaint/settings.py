@@ -509,6 +509,23 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 TASK_RETRY_MAX = env.int("TASK_RETRY_MAX", default=5)
 TASK_RETRY_BACKOFF = env.int("TASK_RETRY_BACKOFF", default=10)
 TASK_RETRY_BACKOFF_MAX = env.int("TASK_RETRY_BACKOFF_MAX", default=600)
+# Redis broker: a task taken by a worker that then dies whole (killed, its machine gone) before acknowledging it
+# (scoring, rule alerts and mail acknowledge late) goes back on its queue once CELERY_BROKER_VISIBILITY_TIMEOUT
+# seconds have passed since it was taken; a surviving worker checks every min(10, timeout / 4) s. Keep it above the
+# longest such task (CELERY_TASK_TIME_LIMIT) and the longest countdown (TASK_RETRY_BACKOFF_MAX: a retry waiting
+# that long is held unacknowledged too), or a task still running or waiting is handed to a second worker as well
+# (harmless here, the tasks are idempotent, but work done twice). Default: the longer of the two plus 5 minutes
+# (900 s; Celery's own default is an hour). A worker that dies alone in its pool (its main process alive) puts
+# the task back at once (reject_on_worker_lost), whatever this is.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int(
+    "CELERY_BROKER_VISIBILITY_TIMEOUT", default=max(CELERY_TASK_TIME_LIMIT, TASK_RETRY_BACKOFF_MAX) + 300
+)
+if CELERY_BROKER_URL.startswith("redis"):  # redis:, rediss:, redis+socket:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(10, CELERY_BROKER_VISIBILITY_TIMEOUT // 4)),
+        "unacked_restore_throttle": 1,  # a scan at every check (kombu's default: every 10th), one small query
+    }
 # Default schedules of the periodic jobs, written to the database when migrate first creates each job; from then
 # on staff change them in the admin (Periodic tasks) and these no longer apply. Seconds between runs; retraining
 # as a crontab (minute hour day-of-month month day-of-week, in DJANGO_TIME_ZONE): Sundays at 03:00.

@@ -22,6 +22,7 @@ QUEUES = ("default", "ingest", "scoring", "mail", "training")
 # Generous, and from the environment: a worker loads Django and the ML libraries, slow on a loaded machine.
 WORKER_START_TIMEOUT = float(os.environ.get("WORKER_START_TIMEOUT", "180"))
 TASK_TIMEOUT = float(os.environ.get("TASK_TIMEOUT", "300"))
+_processes: dict[str, subprocess.Popen] = {}  # node name: the worker's main process, while its context is open
 
 
 def worker_env(**extra: str) -> dict[str, str]:
@@ -42,8 +43,13 @@ def worker_env(**extra: str) -> dict[str, str]:
 def purge_queues() -> None:
     """Empty the suite's queues, so that no task left by an earlier test (or run) reaches these workers."""
     with app.connection_for_write() as connection:
+        channel = connection.default_channel
         for queue in QUEUES:
-            connection.default_channel.queue_purge(queue)
+            channel.queue_purge(queue)
+        # Tasks taken by workers that died without acknowledging them (Redis keeps them aside, to hand out again
+        # after the visibility timeout): dropped too.
+        if hasattr(channel, "unacked_key"):
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
 
 @contextmanager
@@ -78,14 +84,24 @@ def celery_worker(queues: str, *, env: dict[str, str], log_dir: Path, concurrenc
         while not app.control.ping(destination=[name], timeout=1.0):
             assert process.poll() is None, f"worker exited: {log.read_text()}"
             assert time.monotonic() < deadline, f"worker not ready in {WORKER_START_TIMEOUT} s: {log.read_text()}"
+        _processes[name] = process
         yield name
     finally:
+        _processes.pop(name, None)
         process.send_signal(signal.SIGTERM)  # warm shutdown: the running task finishes
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=60)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def worker_kill(name: str) -> None:
+    """SIGKILL the worker ``name`` whole (its main process and its pool, as when its machine is lost): no warm
+    shutdown, no task acknowledged or put back by it."""
+    process = _processes[name]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def worker_log(log_dir: Path, name: str) -> str:
