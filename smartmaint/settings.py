@@ -119,6 +119,8 @@ TEMPLATES = [
         },
     },
 ]
+# Inputs and selects written in Python, in the markup of Django's widget templates (smartmaint/form_renderer.py).
+FORM_RENDERER = "smartmaint.form_renderer.DirectRenderer"
 
 # --- Database ----------------------------------------------------------------
 # Seconds one statement may run (0: no limit); the server enforces it, and this side gives up

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.forms.renderers import get_default_renderer
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -116,3 +117,23 @@ def test_an_asset_pages_charts_are_each_sensors_chart_in_as_many_queries(staff_c
     with CaptureQueriesContext(connection) as four:
         staff_client.get(url)
     assert len(four) == len(three)
+
+
+def test_the_asset_page_is_the_same_with_either_renderer(superuser_client, settings):
+    sensor = SensorFactory()
+    SensorFactory(asset=sensor.asset, status="maintenance", normal_min=None)
+    url = f"/admin/sensors/asset/{sensor.asset.pk}/change/"
+
+    def page(renderer: str) -> str:
+        settings.FORM_RENDERER = renderer
+        get_default_renderer.cache_clear()
+        try:
+            html = superuser_client.get(url).content.decode()
+        finally:
+            get_default_renderer.cache_clear()
+        html = re.sub(r'<script id="[^"]*" type="application/json">.*?</script>', "", html, flags=re.S)  # charts
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+
+    direct = page("smartmaint.form_renderer.DirectRenderer")
+    assert direct == page("django.forms.renderers.DjangoTemplates")
+    assert direct.count("<select") >= 4
