@@ -226,3 +226,38 @@ def test_forms_need_the_csrf_token(raised, technician):
     client.force_login(technician)
     assert client.post(form_url(raised, "comment"), {"text": "x"}).status_code == 403
     assert not raised.events.filter(kind="comment").exists()
+
+
+def test_a_work_order_raised_from_an_anomaly_shows_it_with_its_chart(north_sensor, manager):
+    from maintenance.services import work_order_raise_from_anomaly
+    from tests.maintenance.conftest import make_anomaly
+
+    now = timezone.now().replace(second=0, microsecond=0)
+    fill(north_sensor, 180, end=now)
+    anomaly = make_anomaly(north_sensor, start=now - timedelta(hours=2), end=now - timedelta(hours=1))
+    work_order, _ = work_order_raise_from_anomaly(anomaly=anomaly, user=manager)
+    text = logged_in(manager).get(page_url(work_order)).content.decode()
+    assert f'href="/admin/mlops/anomaly/{anomaly.pk}/change/"' in text and "score 0.90" in text
+    assert 'id="sm-chart-data" type="application/json"' in text
+    assert "Raised from anomaly" in text
+
+
+def test_the_list_and_the_page_keep_their_queries_as_rows_grow(raised, manager, technician):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = logged_in(manager)
+
+    def queries(url):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    list_before, page_before = queries(LIST), queries(page_url(raised))
+    for n in range(5):
+        work_order_create(asset=raised.asset, title=f"Job {n}", user=manager, assignee=technician)
+        client.post(form_url(raised, "comment"), {"text": f"Note {n}"})
+        photo = SimpleUploadedFile(f"p{n}.png", PNG, content_type="image/png")
+        client.post(form_url(raised, "attach"), {"file": photo})
+    assert queries(LIST) == list_before
+    assert queries(page_url(raised)) == page_before
