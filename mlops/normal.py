@@ -41,7 +41,9 @@ five ways per sensor (``CONTRIBUTION_FEATURES``) and twice across the asset:
   normal windows), which covers an exact flatline and a frozen value with +-1 LSB of dither. From the baseline, a
   window's chance p to be flat (Laplace's estimate, at least the chance of ten repeats given the baseline's share
   of repeated readings: quantised sensors repeat); R flat windows in a row with p^R below the test's rate are a
-  departure. A sensor so often flat that R would exceed ``FLAT_MAX_RUN`` has no such test.
+  departure. A sensor so often flat that R would exceed ``FLAT_MAX_RUN`` has no such test. A value frozen
+  part-way through a window is found in that window where the sensor's readings hardly ever repeat: k repeated
+  readings in one window, k unlikely by the baseline's share of repeats (binomial) and above any baseline window's.
 - **across the asset's sensors**: PCA of the correlation of the long-band z-scores of the levels (a flow, a
   pressure and a current move together; their spreads hardly do, and only dilute Q), Hotelling's T² and the
   squared prediction error Q, for a relation that breaks while each sensor stays in its band. Thresholds are
@@ -768,9 +770,11 @@ def _score_batch(
     # The frames on the grid; each column's present rows (its asset has a row there).
     X = np.full((size, n * n_features), np.nan)
     present = np.zeros((size, n), bool)
+    counts = np.zeros((size, n))
     for frame, position, lo, hi in zip(frames, positions, offsets[:-1], offsets[1:], strict=True):
         X[position, lo * n_features : hi * n_features] = frame.X
         present[position, lo:hi] = True
+        counts[position, lo:hi] = frame.count.reshape(len(position), hi - lo)  # an empty frame: (0, 0)
 
     def joined(name: str) -> list:
         return [value for model in models for value in model.params[name]]
@@ -825,6 +829,14 @@ def _score_batch(
     has_run = longest > 0
     ratios[:, has_run, repeats] = run[:, has_run] / longest[has_run]
     deviations[:, has_run, repeats] = run[:, has_run]
+    # A value frozen part-way through the window: its repeated readings (models fitted before this test have none).
+    needed = np.array([flat.get("pairs", 0) for flat in flats], dtype=float)
+    tested = needed > 0
+    pairs = np.rint(np.nan_to_num(X[:, level_columns + 3]) * np.maximum(counts - 1, 0))
+    pair_ratio = np.where(tested, pairs / np.where(tested, needed, 1.0), 0.0)
+    louder = pair_ratio > ratios[:, :, repeats]
+    ratios[:, :, repeats] = np.where(louder, pair_ratio, ratios[:, :, repeats])
+    deviations[:, :, repeats] = np.where(louder, pairs, deviations[:, :, repeats])
     signs = np.where(deviations < 0, -1.0, 1.0)
     own = ratios.max(axis=2)
     contributions = ratios * signs * threshold[None, :, None]
@@ -895,7 +907,33 @@ def _fit_flat(frame: AssetFrame, sensor: int, noise: float, lsb: float, per_wind
         chance = max(chance, float(np.nanmean(repeats)) ** max(per_window - 1, 1))
     run = math.ceil(math.log(max(per_test, 1e-300)) / math.log(min(chance, 0.999)))
     # A sensor so often flat that no run within the model's memory would be unusual has no flat test (run 0).
-    return {"level": level, "run": int(max(run, 1)) if run <= FLAT_MAX_RUN else 0}
+    return {
+        "level": level,
+        "run": int(max(run, 1)) if run <= FLAT_MAX_RUN else 0,
+        "pairs": _fit_repeated_pairs(repeats, frame.count[:, sensor], per_window, per_test),
+    }
+
+
+def _fit_repeated_pairs(repeats: np.ndarray, counts: np.ndarray, per_window: float, per_test: float) -> int:
+    """How many readings of one window equal to the one before them are a departure (0: no such test).
+
+    A value frozen part-way through a window (a flatline's first window) leaves it neither flat nor out of its
+    band, so the flat-run test finds it one or two windows later; a sensor whose readings hardly ever repeat
+    shows it at once as repeated readings. The smallest count k that the baseline makes unlikely: binomial over
+    the window's pairs at the baseline's share of repeats (Laplace's estimate), and above the most repeats any
+    baseline window held (repeats that cluster, a slow coarse signal, are not independent). Where k would not fit
+    in a window, the sensor repeats too often for this test."""
+    from scipy.stats import binom
+
+    present = np.isfinite(repeats) & (counts > 1)
+    if not present.any():
+        return 0
+    pairs = np.rint(repeats[present] * (counts[present] - 1))
+    chance = (float(pairs.sum()) + 0.5) / (float((counts[present] - 1).sum()) + 1)
+    trials = max(round(per_window) - 1, 1)
+    needed = next((k for k in range(1, trials + 1) if binom.sf(k - 1, trials, chance) <= per_test), 0)
+    needed = max(needed, int(pairs.max()) + 1) if needed else 0
+    return needed if needed <= trials else 0
 
 
 def _correlation_eigen(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -144,6 +144,24 @@ def test_an_exact_flatline_is_flagged_and_its_end_raises_nothing(week):
     assert not (scores.sensor_ratio[after] >= 1).any()
 
 
+@pytest.mark.parametrize("frozen", [3, 5, 7])
+def test_a_value_frozen_part_way_through_a_window_is_flagged_in_that_window(week, frozen):
+    # The temperature (fine resolution) never repeats a reading in its baseline: its last `frozen` readings of a
+    # window equal to one another are found in that window, not once a whole window is flat.
+    times, values, model = week
+    assert model.params["flat"][0]["pairs"] == 2  # two repeated readings (three equal in a row) are a departure
+    faulty = {**values, "temperature": values["temperature"].copy()}
+    first = ONSET + 10 - frozen  # ONSET starts a window: the frozen readings end the window before the next
+    faulty["temperature"][first : ONSET + LENGTH] = faulty["temperature"][first]
+    test, scores = scored(faulty, times, model)
+    minutes, row = first_flag(test, scores, "temperature", start=first, times=times)
+    assert minutes == frozen
+    why = model.explain(scores, row)
+    assert (why[0]["sensor"], why[0]["feature"]) == ("temperature", "repeats")
+    # The current (0.01 A steps) repeats readings in its baseline now and then: a test only beyond what it showed.
+    assert model.params["flat"][1]["pairs"] >= 2
+
+
 def test_noise_growing_with_the_same_mean_is_noise(week):
     times, values, model = week
     rng = np.random.default_rng(2)
