@@ -137,3 +137,13 @@ def test_the_asset_page_is_the_same_with_either_renderer(superuser_client, setti
     direct = page("smartmaint.form_renderer.DirectRenderer")
     assert direct == page("django.forms.renderers.DjangoTemplates")
     assert direct.count("<select") >= 4
+
+
+def test_the_asset_filter_reads_only_what_it_shows(staff_client):
+    sensors = [SensorFactory(), SensorFactory()]
+    with CaptureQueriesContext(connection) as queries:
+        html = staff_client.get("/admin/sensors/sensor/").content.decode()
+    [choices] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "sensors_asset"."id"')]
+    assert '"metadata"' not in choices and '"notes"' not in choices
+    options = [label.strip() for label in re.findall(r"<option [^>]*>([^<]*)</option>", html)]
+    assert all(str(sensor.asset) in options for sensor in sensors)
