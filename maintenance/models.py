@@ -74,6 +74,12 @@ class WorkOrder(models.Model):
         permissions = [("work_on_workorder", "Can work on own work orders (comments, attachments, status, finding)")]
         indexes = [
             models.Index(fields=["status", "priority", "due_at"], name="workorder_status_prio_due_idx"),
+            # The list's order (most urgent, soonest due first): its first page without sorting every work order.
+            models.Index(fields=["priority", "due_at", "id"], name="workorder_prio_due_idx"),
+            # An asset's open work orders in that order and its past ones newest first (the asset page), without
+            # the planner taking the list's index above and filtering a busy asset's rows out of it.
+            models.Index(fields=["asset", "priority", "due_at", "id"], name="workorder_asset_prio_due_idx"),
+            models.Index(fields=["asset", "updated_at"], name="workorder_asset_updated_idx"),
             models.Index(fields=["asset", "status"], name="workorder_asset_status_idx"),
             models.Index(fields=["assignee", "status"], name="workorder_assignee_status_idx"),
         ]
