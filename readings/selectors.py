@@ -40,6 +40,16 @@ def latest_cache_key(sensor_pk: int) -> str:
 FLEET_GENERATION_KEY = "readings:fleet:generation"
 
 
+def fleet_generation() -> str:
+    """The current fleet generation (see FLEET_GENERATION_KEY): a new one whenever the key is missing (evicted,
+    flushed), never the value it had before."""
+    generation = cache.get(FLEET_GENERATION_KEY)
+    if generation is None:
+        cache.add(FLEET_GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+        generation = cache.get(FLEET_GENERATION_KEY) or "none"
+    return generation
+
+
 def latest_cache_forget(sensor_pks: Iterable[int]) -> None:
     """Drop the cached newest readings of ``sensor_pks`` (what every write of readings does, on commit), and with
     them every cached fleet status body."""
@@ -209,7 +219,7 @@ def fleet_status_json(*, sensors: QuerySet[Sensor], now: datetime | None = None)
     if scope is not None:
         changed = sensors.order_by().aggregate(n=Count("pk"), sensor=Max("updated_at"), asset=Max("asset__updated_at"))
         stamps = [changed["n"], *(moment and _micros(moment) for moment in (changed["sensor"], changed["asset"]))]
-        generation = cache.get(FLEET_GENERATION_KEY, "0")
+        generation = fleet_generation()
         key = f"readings:fleet-status:{scope}:{generation}:{':'.join(map(str, stamps))}"
         snapshot = cache.get(key)
         if snapshot is not None and _micros(now) <= snapshot["valid_until"]:
@@ -291,6 +301,7 @@ SPARKLINE_HOURS = 24
 ATTENTION_LIMIT = 50
 RECENT_COUNT_CACHE_TIMEOUT = 60
 SPARKLINE_CACHE_TIMEOUT = 600
+CHART_CACHE_TIMEOUT = 600
 # Chart buckets narrower than the API's (BUCKETS starts at a minute), for sensors that read more often.
 CHART_BUCKETS = [timedelta(seconds=seconds) for seconds in (1, 2, 5, 10, 15, 30)] + list(BUCKETS.values())
 DEFAULT_CHART_INTERVAL = timedelta(minutes=1)
@@ -518,11 +529,29 @@ def _chart_buckets_many(charts: list[tuple[int, timedelta]], *, start: datetime,
     end = max(end, start)
     if end <= start or not charts:
         return [([], [], [], []) for _ in charts]
-    sql = " UNION ALL ".join(f"SELECT {index}, q.* FROM ({one}) AS q" for index, (_, one, _) in enumerate(statements))
-    params = [param for _, _, one_params in statements for param in one_params]
-    with connections["default"].cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    # Each chart's rows cached under the fleet generation, which every write of readings changes: a chart that
+    # ends in the past (a quiet sensor's, a chosen range) is read once until then; one ending now moves on anyway.
+    generation = fleet_generation()
+    keys = {
+        f"readings:chart:{generation}:{pk}:{int(bucket.total_seconds())}:{_micros(start)}:{_micros(end)}": index
+        for index, (pk, bucket) in enumerate(charts)
+    }
+    cached = {keys[key]: rows for key, rows in cache.get_many(list(keys)).items()}
+    missing = [index for index in range(len(charts)) if index not in cached]
+    rows = [(index, *row) for index, chart_rows in cached.items() for row in chart_rows]
+    if missing:
+        sql = " UNION ALL ".join(f"SELECT {index}, q.* FROM ({statements[index][1]}) AS q" for index in missing)
+        params = [param for index in missing for param in statements[index][2]]
+        with connections["default"].cursor() as cursor:
+            cursor.execute(sql, params)
+            fresh = cursor.fetchall()
+        rows.extend(fresh)
+        found: dict[int, list] = {index: [] for index in missing}
+        for index, *row in fresh:
+            found[index].append(tuple(row))
+        cache.set_many(
+            {key: found[index] for key, index in keys.items() if index in found}, timeout=CHART_CACHE_TIMEOUT
+        )
     columns = []
     for _, bucket in charts:
         width = int(bucket.total_seconds())

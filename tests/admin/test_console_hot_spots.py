@@ -147,3 +147,22 @@ def test_the_asset_filter_reads_only_what_it_shows(staff_client):
     assert '"metadata"' not in choices and '"notes"' not in choices
     options = [label.strip() for label in re.findall(r"<option [^>]*>([^<]*)</option>", html)]
     assert all(str(sensor.asset) in options for sensor in sensors)
+
+
+def test_a_chart_of_a_past_range_is_cached_until_readings_are_written():
+    sensor = SensorFactory(sampling_interval=60)
+    end = timezone.now().replace(second=0, microsecond=0) - timedelta(days=2)
+    start = end - timedelta(hours=2)
+    fill(sensor, 30, end=end - timedelta(hours=1), value=lambda i: 1.0)
+    first = selectors.sensor_chart(sensor=sensor, start=start, end=end)
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.sensor_chart(sensor=sensor, start=start, end=end) == first
+    assert not any("readings_reading" in query["sql"] for query in queries.captured_queries)
+    # Marks are read each time; only the buckets are cached.
+    FaultLabel.objects.create(sensor=sensor, kind=FaultKind.SPIKE, start=end - timedelta(minutes=90), end=end)
+    assert [mark["key"] for mark in selectors.sensor_chart(sensor=sensor, start=start, end=end)["marks"]] == ["spike"]
+    # A late reading inside the range (the sensor's newest stays as it was), written as every write of readings
+    # is: the chart shows it at once.
+    fill(sensor, 1, end=end - timedelta(minutes=10), value=lambda i: 9.0)
+    selectors.latest_cache_forget([sensor.pk])
+    assert max(v for v in selectors.sensor_chart(sensor=sensor, start=start, end=end)["max"] if v) == 9.0

@@ -5,10 +5,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from readings.selectors import fleet_status, fleet_status_json
+from readings.selectors import FLEET_GENERATION_KEY, fleet_generation, fleet_status, fleet_status_json
 from readings.services import ReadingBatch, readings_insert
 from sensors.choices import APIKeyScope, SensorStatus
 from sensors.models import Sensor
@@ -37,7 +38,7 @@ def computed(now: datetime) -> bytes:
 
 def test_the_cached_body_is_the_computed_body(django_assert_num_queries):
     now = timezone.now()
-    online, stale, offline, silent = (SensorFactory(sampling_interval=60, normal_max=50) for _ in range(4))
+    online, stale, offline, _silent = (SensorFactory(sampling_interval=60, normal_max=50) for _ in range(4))
     put(online, now - timedelta(seconds=30, microseconds=123_457), 51.25)
     put(stale, now - timedelta(minutes=5), 20.0)
     put(offline, now - timedelta(hours=2), 20.0)
@@ -117,3 +118,11 @@ def test_the_api_serves_the_same_json_as_before(user_client):
     assert body["sensors"][0]["age_seconds"] > 0
     # Indented and browsable renderings take the ordinary path.
     assert user_client.get(URL, HTTP_ACCEPT="application/json; indent=2").content.startswith(b"{\n")
+
+
+def test_a_lost_generation_is_never_used_again():
+    """Evicted or flushed, the generation comes back as a new one: what was cached under the old one stays unused."""
+    first = fleet_generation()
+    assert fleet_generation() == first
+    cache.delete(FLEET_GENERATION_KEY)
+    assert fleet_generation() not in (first, "none")
