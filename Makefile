@@ -58,9 +58,14 @@ browser:
 lint: $(VENV)/.test
 	@status=0; $(BIN)/ruff check . || status=1; $(BIN)/ruff format --check . || status=1; exit $$status
 
-# PostgreSQL and Redis on this machine (see README, "Tests").
+# PostgreSQL and Redis on this machine (see README, "Tests"). TEST_WORKERS processes (pytest-xdist) share the
+# test files, each with its own test database, Redis database and var directory (tests/parallel.py); much of
+# the suite waits on servers it starts (MLflow, Celery workers, gunicorn, Chromium), so two processes finish
+# far sooner than one even on two cores. TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
+
 test-python: $(VENV)/.test services browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -p tests.parallel --numprocesses=$(TEST_WORKERS) --dist=loadfile
 
 # TimescaleDB: a PGlite build with the extension, started for this run only.
 test-timescale: $(VENV)/.test $(PGLITE_DIR)/node_modules/.installed

@@ -63,5 +63,7 @@ def test_make_test_runs_lint_python_and_timescale_suites():
     started = [line.split(": ", 1)[1] for line in dry_run.stdout.splitlines() if line.startswith("=== make test: ")]
     assert started[:3] == ["lint", "test-python", "test-timescale"], dry_run.stdout
     assert "pytest tests/timescale" in dry_run.stdout
+    # The Python suite in two processes, each with its own services (tests/parallel.py, tests/test_parallel.py).
+    assert "pytest -p tests.parallel --numprocesses=2 --dist=loadfile" in dry_run.stdout
     # CI runs exactly this target and fails on its status.
     assert "make test" in (ROOT / ".ci" / "run").read_text()
