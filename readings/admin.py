@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
+from django.utils.translation import gettext
 
 from readings.admin_views import (
     CONNECTIVITY,
@@ -170,6 +171,7 @@ class SensorAdmin(FleetSensorAdmin):
             window = sparkline_window(reading, now) if reading else None
             sensor.sparkline_data = (lines.get(sensor.pk), window)
         changelist.result_list = sensors
+        changelist.checkbox_label = gettext("Select this object for an action - {}")
         changelist.sensor_url_prefix = reverse(
             f"{self.admin_site.name}:sensors_sensor_changelist", current_app=self.admin_site.name
         )
@@ -189,7 +191,12 @@ class SensorAdmin(FleetSensorAdmin):
         cells = []
         for name in changelist.list_display:
             if name == "action_checkbox":
-                cells.append(f'<td class="action-checkbox">{self.action_checkbox(sensor)}</td>')
+                # QuickCheckboxAdmin.action_checkbox's markup, its label translated once per list.
+                label = changelist.checkbox_label.format(_esc(sensor))
+                cells.append(
+                    f'<td class="action-checkbox"><input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
+                    f'value="{_esc(sensor.pk)}" class="action-select" aria-label="{label}"></td>'
+                )
             elif name == "sensor_id":
                 url = f"{changelist.sensor_url_prefix}{sensor.pk}/change/"
                 if changelist.preserved_filters:

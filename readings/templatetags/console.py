@@ -3,6 +3,8 @@ settings (USE_THOUSAND_SEPARATOR would also group the ids in links)."""
 
 from django import template
 from django.contrib.admin.templatetags.admin_list import ResultList, result_headers, results
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -33,7 +35,9 @@ def fast_result_list(cl):
                 "num_sorted_fields": _sorted(headers),
                 "results": list(results(cl)),
             }
-        rows.append(ResultList(None, cells))
+        # One item per row, the cells joined: the template writes a row's items one after another, so the markup
+        # is the same, without a template loop turn per cell (800 for a page of 100 sensors).
+        rows.append(ResultList(None, [mark_safe("".join(conditional_escape(cell) for cell in cells))]))  # noqa: S308
     return {"cl": cl, "result_headers": headers, "num_sorted_fields": _sorted(headers), "results": rows}
 
 
