@@ -113,7 +113,7 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(gateway, settings):
     ("body", "encoding", "status", "code"),
     [
         (b"not gzip at all", "gzip", 400, "invalid_encoding"),
-        (gzip.compress(b'{"readings": []}')[:-8], "gzip", 400, "invalid_encoding"),
+        (gzip.compress(b'{"readings": []}', mtime=0)[:-8], "gzip", 400, "invalid_encoding"),
         (b"{}", "br", 415, "unsupported_content_encoding"),
     ],
 )
