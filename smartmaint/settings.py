@@ -60,6 +60,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Figures with thousands separators in the console (intcomma), without USE_THOUSAND_SEPARATOR, which would
+    # also group ids written into links and form values.
+    "django.contrib.humanize",
     # Counts failed sign-ins and locks out an account or address (admin and the JWT token endpoint).
     "axes",
     "rest_framework",

@@ -1,5 +1,4 @@
-"""Template filters of the admin console: figures with thousands separators (1,234,567), whatever the locale
-settings (USE_THOUSAND_SEPARATOR would also group the ids in links)."""
+"""Template tags of the admin console (figures with thousands separators: django.contrib.humanize's intcomma)."""
 
 from django import template
 from django.contrib.admin.templatetags.admin_list import ResultList, result_headers, results
@@ -7,16 +6,6 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
 register = template.Library()
-
-
-@register.filter
-def thousands(value):
-    """An integer with comma thousands separators; anything else as it is."""
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return value
-    return f"{value:,}"
 
 
 @register.inclusion_tag("admin/change_list_results.html")

@@ -1,6 +1,6 @@
 """Small things that cost trust (issue 15): the readings browser keeps the range it is handed and answers a bad
 sensor with a message (accepting the sensor's external ID), page titles say what the page is, a favicon served
-by the app, the dashboard's figures with thousands separators."""
+by the app, figures with thousands separators (the dashboard, chart captions)."""
 
 import re
 from datetime import UTC, datetime, timedelta
@@ -110,3 +110,9 @@ def test_dashboard_figures_have_thousands_separators(staff_client):
     fill(sensor, 1500, step=timedelta(seconds=30))
     html = staff_client.get("/admin/").content.decode()
     assert re.search(r'id="sm-readings-24h">1,500<', html)
+
+
+def test_the_sensor_pages_chart_caption_groups_its_thousands(staff_client, live_sensor):
+    # A reading a minute, seen over the default 24 hours: a bucket a minute (never finer than the data).
+    html = staff_client.get(f"/admin/sensors/sensor/{live_sensor.pk}/change/").content.decode()
+    assert re.search(r"\b1,44\d buckets of 1m\b", html), re.findall(r"[\d,]+ buckets? of [^,.]*", html)

@@ -85,7 +85,7 @@ def test_asset_page_shows_the_maintenance_section(client, manager, history, nort
     html = page.content.decode()
     assert 'id="sm-asset-maintenance"' in html
     assert '<td id="sm-figure-failures">2</td>' in html
-    assert '<td id="sm-figure-mtbf">1080.0 h</td>' in html
+    assert '<td id="sm-figure-mtbf">1,080.0 h</td>' in html
     assert '<td id="sm-figure-mttr">36.0 h</td>' in html
     assert '<td id="sm-figure-downtime">60.0 h</td>' in html
     assert "33% (1 of 3)" in html
