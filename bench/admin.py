@@ -18,8 +18,9 @@ round, every page once, in turn, so machine noise hits all alike:
 
 Raw-query references, timed in the same rounds through psycopg: for the sensor list, the SQL its page needs
 (the page of 100 sensors with their assets, their latest readings and their 24-hour sparklines); for the fleet
-status, every sensor's latest reading with its sensor and asset (one LATERAL query). Each page is reported
-with its ratio to its reference. Target for the sensor list: median < 100 ms.
+status, every sensor's latest reading with its sensor and asset (one LATERAL query); for the asset page, its ten
+sensors' 30-minute means, minima and maxima over its 30 days (one LATERAL query). Each page is reported with its
+ratio to its reference. Target for the sensor list: median < 100 ms.
 
 The sensor pages and the browser cycle through 50 sensors. Times are wall-clock per request, from request sent
 to body read. Medians and p95 go to bench/results/admin.json (admin-live.json with --end now); the target is a
@@ -40,7 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -86,6 +87,16 @@ LEFT JOIN LATERAL (SELECT time, value, quality FROM readings_reading WHERE senso
                    ORDER BY time DESC LIMIT 1) r ON true
 ORDER BY s.sensor_id
 """
+# The SQL the asset page's charts need: its ten sensors' means, minima and maxima per 30 minutes over 30 days (the
+# chart's buckets at a 60-s sampling interval), up to the bucket after the newest reading (the page's anchored range).
+ASSET_SQL = """
+SELECT w.pk, extract(epoch FROM date_bin('30 minutes'::interval, r.time, '2000-01-01'::timestamptz))::bigint AS b,
+       avg(r.value), min(r.value), max(r.value)
+FROM unnest(%s::bigint[]) AS w(pk)
+CROSS JOIN LATERAL (SELECT time, value FROM readings_reading
+                    WHERE sensor_id = w.pk AND time >= %s AND time < %s) r
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
 # One asset of ten sensors (moved from their seeded assets), for the asset page.
 ASSET_SCRIPT = """
 from sensors.models import Asset, Sensor
@@ -129,6 +140,10 @@ def list_reference(conn) -> None:
 
 def fleet_reference(conn) -> None:
     conn.execute(FLEET_SQL).fetchall()
+
+
+def asset_reference(conn, pks, start, end) -> None:
+    conn.execute(ASSET_SQL, [pks, start, end]).fetchall()
 
 
 def timed(function, *args) -> float:
@@ -246,6 +261,12 @@ def main() -> int:
         [(asset,)] = conn.execute("SELECT id FROM sensors_asset WHERE code = %s", [ASSET_CODE]).fetchall()
         [(readings,)] = conn.execute("SELECT count(*) FROM readings_reading").fetchall()
         assert readings == args.readings, readings
+        asset_pks = [pk for (pk,) in conn.execute("SELECT id FROM sensors_sensor WHERE asset_id = %s", [asset])]
+        [(newest,)] = conn.execute(
+            "SELECT max(time) FROM readings_reading WHERE sensor_id = ANY(%s)", [asset_pks]
+        ).fetchall()
+        asset_end = newest.replace(minute=newest.minute // 30 * 30, second=0, microsecond=0) + timedelta(minutes=30)
+        asset_range = (asset_pks, asset_end - timedelta(days=30), asset_end)
         pks = [pk for (pk,) in conn.execute("SELECT id FROM sensors_sensor ORDER BY sensor_id").fetchall()]
         deep_times = {}
         for pk in pks[:: SENSORS // ROTATE][:ROTATE]:
@@ -279,7 +300,11 @@ def main() -> int:
         "fleet status API": b'"counts"',
         "dashboard, 1,000-alert storm": b'id="sm-alert-groups"',
     }
-    references = {"sensor list": list_reference, "fleet status API": fleet_reference}
+    references = {
+        "sensor list": list_reference,
+        "fleet status API": fleet_reference,
+        "asset page 30 days": lambda conn: asset_reference(conn, *asset_range),
+    }
     reference_times: dict[str, list[float]] = {name: [] for name in references}
     times: dict[str, list[float]] = {name: [] for name in pages}
     cold: dict[str, list[float]] = {"dashboard": [], "sensor list": [], "fleet status API": []}
