@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from mlops import registry
 from mlops.registry import MLflowUnavailable
-from mlops.scoring import NoChampion, one_run
+from mlops.scoring import NoChampion, one_run, run_fleet
 from mlops.services import (
     WINDOW,
     ScoreResult,
@@ -65,12 +65,12 @@ def scoring_run(
     champion, or whose model MLflow cannot serve, is reported and the others are scored.
     """
     end = end or timezone.now()
-    if sensors is None:
-        sensors = list(Sensor.objects.filter(status=SensorStatus.ACTIVE).order_by("pk"))
     report, mails = ScoringReport(), []
     # A batch job: MLflow calls may wait and retry longer than in a web request (see settings). One run: each
     # asset is scored by the normal model once, not once per type of sensor on it.
     with registry.command_timeouts(), one_run():
+        if sensors is None:  # from the fleet the run reads once anyway (its types' peers, its assets' sensors)
+            sensors = [sensor for sensor in run_fleet()[0] if sensor.status == SensorStatus.ACTIVE]
         for sensor_type in types or SensorType.values:
             group = [sensor for sensor in sensors if sensor.sensor_type == sensor_type]
             if not group:

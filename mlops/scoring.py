@@ -238,8 +238,13 @@ def lookback_starts(
     may start up to two of the peer's spans earlier (see build_windows). An hourly sensor reads 62 of its
     10-hour windows; a minutely sensor beside it still reads 62 of its 10-minute ones.
     """
+    fleet = run_fleet()
     groups = _run_peer_groups(sensors)
-    site_of = dict(Asset.objects.filter(pk__in={sensor.asset_id for sensor in sensors}).values_list("pk", "site"))
+    site_of = (
+        fleet[1]
+        if fleet is not None
+        else dict(Asset.objects.filter(pk__in={sensor.asset_id for sensor in sensors}).values_list("pk", "site"))
+    )
     by_group: dict[tuple[str, str], np.datetime64] = {}  # the first window start to score in each peer group
     by_type: dict[str, np.datetime64] = {}  # ... of the sensors of a type alone in their groups (every peer)
     sites: dict[str, set[str]] = {}  # per type: the sites of its sensors in a group
@@ -253,10 +258,17 @@ def lookback_starts(
             by_group[key] = min(by_group.get(key, begin), begin)
             sites.setdefault(sensor.sensor_type, set()).add(site_of[sensor.asset_id])
     # Candidates: every sensor of a type with a sensor alone in its group, else those on the groups' sites.
-    wanted = Q(sensor_type__in=list(by_type))
-    for sensor_type, names in sites.items():
-        wanted |= Q(sensor_type=sensor_type, asset__site__in=sorted(names))
-    candidates = list(Sensor.objects.filter(wanted).order_by("pk"))
+    if fleet is not None:  # in a scoring run: from the fleet read once, not one query per type
+        candidates = [
+            sensor
+            for sensor in fleet[0]
+            if sensor.sensor_type in by_type or site_of[sensor.asset_id] in sites.get(sensor.sensor_type, ())
+        ]
+    else:
+        wanted = Q(sensor_type__in=list(by_type))
+        for sensor_type, names in sites.items():
+            wanted |= Q(sensor_type=sensor_type, asset__site__in=sorted(names))
+        candidates = list(Sensor.objects.filter(wanted).order_by("pk"))
     candidate_groups = _run_peer_groups(candidates)
     everyone, starts = [], {}
     for sensor in candidates:
@@ -381,7 +393,7 @@ def score_windows(
     import pandas as pd
 
     X = pd.DataFrame(windows.X[wanted], columns=list(FEATURES))
-    probabilities = champion.model.predict_proba(X)[:, 1] if champion is not None else np.zeros(len(X))
+    probabilities = _probabilities(champion.model, X)[:, 1] if champion is not None else np.zeros(len(X))
     return Scoring(
         champion,
         [
@@ -392,6 +404,26 @@ def score_windows(
         ],
         scored_until,
     )
+
+
+def _probabilities(model, X) -> np.ndarray:
+    """``model.predict_proba(X)``, the same numbers; for a random forest without joblib's dispatch of each tree.
+
+    A scheduled run predicts a few hundred rows per type with 100 trees: sklearn's Parallel wraps every tree's
+    call in a copy of the configuration and warning filters, 85 % of predict_proba there. This is its sequential
+    path (n_jobs 1, as the detectors are trained): each tree's class fractions added in the forest's order, then
+    divided by the number of trees (``tests/mlops/test_scoring_probabilities.py`` checks it bit for bit).
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    if type(model) is not RandomForestClassifier or model.n_outputs_ != 1:
+        return model.predict_proba(X)
+    X = model._validate_X_predict(X)  # the forest's own check: features by name, float32
+    total = np.zeros((X.shape[0], model.n_classes_), dtype=np.float64)
+    for tree in model.estimators_:
+        total += tree.tree_.predict(X)[:, : tree.n_classes_]
+    total /= len(model.estimators_)
+    return total
 
 
 # The normal model's ratio (departure over threshold) as a score on the supervised model's 0..1 scale: ratio 1.0
@@ -414,7 +446,7 @@ class NormalVerdict:
 
 # Within one_run: the normal model's frame and scores of each asset scored so far in the run, by the asset, the
 # model version and the range read ("frames"); the assets read so far, by pk ("assets"); the readings read so far,
-# by sensor pk ("series": see _run_series); their peer groups ("groups").
+# by sensor pk ("series": see _run_series); their peer groups ("groups"); the fleet ("fleet": see run_fleet).
 _run_scores: contextvars.ContextVar[dict | None] = contextvars.ContextVar("scoring_run_scores", default=None)
 
 
@@ -425,11 +457,23 @@ def one_run():
     The run scores type by type (each type has its supervised champion), and an asset carries sensors of several
     types: without this, each asset was read and scored once per type on it (four times on the seeded fleet).
     """
-    token = _run_scores.set({"frames": {}, "assets": {}, "series": {}, "groups": {}})
+    token = _run_scores.set({"frames": {}, "assets": {}, "series": {}, "groups": {}, "fleet": None})
     try:
         yield
     finally:
         _run_scores.reset(token)
+
+
+def run_fleet() -> tuple[list[Sensor], dict[int, str]] | None:
+    """Within a scoring run (one_run), every sensor (in pk order) and the site of every asset, read once for the
+    run's types: each type's look-back candidates and each asset's sensors were a query (and ~125 Sensor objects
+    built) per type. None outside a run: the callers query only what they need."""
+    run = _run_scores.get()
+    if run is None:
+        return None
+    if run["fleet"] is None:
+        run["fleet"] = (list(Sensor.objects.order_by("pk")), dict(Asset.objects.values_list("pk", "site")))
+    return run["fleet"]
 
 
 def _run_peer_groups(sensors: list[Sensor]) -> dict[int, str | None]:
@@ -440,6 +484,8 @@ def _run_peer_groups(sensors: list[Sensor]) -> dict[int, str | None]:
     known = run["groups"]
     missing = [sensor for sensor in sensors if sensor.pk not in known]
     if missing:
+        if run["fleet"] is not None:  # every sensor's at once (a sensor's group depends on the fleet, not the ask)
+            missing = [sensor for sensor in run["fleet"][0] if sensor.pk not in known] + missing
         known.update(sensor_peer_groups(missing))
     return {sensor.pk: known[sensor.pk] for sensor in sensors}
 
@@ -529,7 +575,14 @@ def normal_verdicts(
         plans.append((asset, mine, entry, key))
     on_assets: dict[int, dict[str, Sensor]] = {}
     present, starts, ahead = [], {}, {}
-    for sensor in Sensor.objects.filter(asset_id__in=list(wanted)) if wanted else []:
+    fleet = run_fleet()
+    if not wanted:
+        on_wanted = []
+    elif fleet is not None:
+        on_wanted = [sensor for sensor in fleet[0] if sensor.asset_id in wanted]
+    else:
+        on_wanted = Sensor.objects.filter(asset_id__in=list(wanted))
+    for sensor in on_wanted:
         first, modelled, earliest = wanted[sensor.asset_id]
         if sensor.sensor_id in modelled:
             on_assets.setdefault(sensor.asset_id, {})[sensor.sensor_id] = sensor
