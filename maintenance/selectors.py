@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import (
     Avg,
+    BooleanField,
     Case,
     Count,
     DurationField,
     Exists,
     ExpressionWrapper,
     F,
+    Func,
     OuterRef,
     Q,
     QuerySet,
@@ -112,9 +115,24 @@ def asset_maintenance_figures(asset, start: datetime, end: datetime) -> dict:
     confirmed = Q(outcome=FindingOutcome.CONFIRMED_FAULT)
     from_models = Q(work_order__origin__in=[WorkOrderOrigin.ALERT, WorkOrderOrigin.ANOMALY])
     work_started = Coalesce("work_order__started_at", "work_order__created_at")
+    findings = Finding.objects.filter(work_order__asset=asset, work_order__status=WorkOrderStatus.DONE)
+    if connection.vendor == "postgresql":
+        # The asset's done work orders as an array the findings are looked up by (work_order_id = ANY(ARRAY(...))):
+        # joined as above, the planner hashes every finding for a busy asset (a sequential scan of 70,000 findings
+        # in bench/maintenance.py: 57 ms, 13 ms this way).
+        from django.contrib.postgres.expressions import ArraySubquery
+
+        done = WorkOrder.objects.filter(asset=asset, status=WorkOrderStatus.DONE).order_by().values("pk")
+        in_done = Func(
+            F("work_order_id"),
+            ArraySubquery(done),
+            template="%(expressions)s)",
+            arg_joiner=" = ANY(",
+            output_field=BooleanField(),
+        )
+        findings = findings.filter(in_done)
     row = (
-        Finding.objects.filter(work_order__asset=asset, work_order__status=WorkOrderStatus.DONE)
-        .annotate(at=Coalesce("fault_start", "work_order__created_at"))
+        findings.annotate(at=Coalesce("fault_start", "work_order__created_at"))
         .filter(at__gte=start, at__lt=end)
         .aggregate(
             failures=Count("pk", filter=confirmed),
