@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -221,8 +222,11 @@ def window_floor(moment: datetime, *, sensor: Sensor, window: int) -> datetime:
     return to_aware(EPOCH + span * int(slot_of(np.array([to_us(moment)]), span)[0]))
 
 
+@functools.lru_cache(maxsize=4096)
 def _first_slot(since: datetime, span: np.timedelta64) -> int:
-    """The number of the first window starting at or after ``since`` (rounded up to a window boundary)."""
+    """The number of the first window starting at or after ``since`` (rounded up to a window boundary).
+
+    Remembered: a scheduled run asks it twice per sensor, nearly always with one watermark and one span."""
     return -int(slot_of(np.array([to_us(since)]), -span)[0])
 
 
