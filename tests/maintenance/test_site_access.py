@@ -10,7 +10,7 @@ from django.utils import timezone
 from maintenance.choices import MaintenanceGroup
 from readings.models import FaultLabel
 from tests.factories import ReadingFactory
-from tests.maintenance.conftest import NORTH, SOUTH, client_for, make_anomaly
+from tests.maintenance.conftest import NORTH, SOUTH, client_for, ensure_groups, make_anomaly
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,7 @@ def test_group_members_without_sites_see_nothing_and_all_sites_see_everything(fl
     from tests.maintenance.conftest import make_person
 
     unplaced = User.objects.create_user("unplaced", password="pw-unplaced-1", is_staff=True)
+    ensure_groups()
     unplaced.groups.add(Group.objects.get(name=MaintenanceGroup.VIEWER))
     assert seen(client_for(User.objects.get(pk=unplaced.pk)))["sensors"] == set()
     everywhere = make_person("everywhere", MaintenanceGroup.MANAGER, sites=(), all_sites=True)
