@@ -128,6 +128,8 @@ def test_from_alert_to_repair_with_a_technician_on_a_phone(story, chromium):  # 
         page.wait_for_selector("#sm-tab-mine.selected")
         assert page.locator("#result_list tbody tr").count() == 1
         assert page.locator("#result_list .column-asset").is_hidden()  # a phone's list keeps the columns that matter
+        due = page.locator("#result_list .field-due").bounding_box()
+        assert due["x"] + due["width"] <= 390, "the due date is cut off on a phone"
         fits(page, "list", 390)
         tappable(page, "list")
         page.click("#result_list .field-work_order a")
