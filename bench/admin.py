@@ -33,7 +33,6 @@ Cold-cache times (Redis flushed before each request) are measured for the dashbo
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -47,7 +46,7 @@ from urllib.parse import urlencode
 
 import psycopg
 import redis
-from common import Gunicorn, production_env
+from common import AdminClient, Gunicorn, production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DBNAME = "smartmaint_bench_admin"
@@ -165,43 +164,6 @@ def manage(env, *args):
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
 
 
-class Browser:
-    """One HTTP client with a cookie jar: logs in through the admin form, then GETs pages."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes, dict]:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        for header, value in response.getheaders():
-            if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                self.cookies[name] = rest.split(";", 1)[0]
-        return response.status, payload, dict(response.getheaders())
-
-    def log_in(self) -> None:
-        _, page, _ = self.request("GET", "/admin/login/")
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
-        form = urlencode({"csrfmiddlewaretoken": token, "username": USERNAME, "password": PASSWORD, "next": "/admin/"})
-        status, _, headers = self.request("POST", "/admin/login/", form)
-        if status != 302 or headers.get("Location") != "/admin/":
-            raise SystemExit(f"login failed: {status}")
-
-    def timed_get(self, path: str) -> tuple[float, bytes]:
-        started = time.perf_counter()
-        status, body, _ = self.request("GET", path)
-        elapsed = (time.perf_counter() - started) * 1000
-        if status != 200:
-            raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
-        return elapsed, body
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -312,8 +274,8 @@ def main() -> int:
     load_before = os.getloadavg()
     server = Gunicorn(env, args.workers)
     try:
-        client = Browser(server.port)
-        client.log_in()
+        client = AdminClient(server.port)
+        client.log_in(USERNAME, PASSWORD)
         raw = psycopg.connect(url, autocommit=True)
         for round_ in range(args.warmup + args.rounds):
             for name, path in pages.items():

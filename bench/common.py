@@ -4,6 +4,7 @@ the web image's config)."""
 from __future__ import annotations
 
 import http.client
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,3 +128,41 @@ def start_image_gunicorn(env: dict, *extra_args: str, stdout=None, stderr=None) 
     )
     wait_healthy(port, proc)
     return proc, port
+
+
+class AdminClient:
+    """One HTTP client with a cookie jar for the admin console under a bench's server: logs in through the admin's
+    own form (as a person does, CSRF token and session cookie), then GETs pages."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes, dict]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        payload = response.read()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, payload, dict(response.getheaders())
+
+    def log_in(self, username: str, password: str) -> None:
+        _, page, _ = self.request("GET", "/admin/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        form = urlencode({"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"})
+        status, _, headers = self.request("POST", "/admin/login/", form)
+        if status != 302 or headers.get("Location") != "/admin/":
+            raise SystemExit(f"login failed: {status}")
+
+    def timed_get(self, path: str) -> tuple[float, bytes]:
+        started = time.perf_counter()
+        status, body, _ = self.request("GET", path)
+        elapsed = (time.perf_counter() - started) * 1000
+        if status != 200:
+            raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
+        return elapsed, body

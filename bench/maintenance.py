@@ -26,11 +26,9 @@ p95 and ratio to its reference. Target: median under 300 ms per page. Results: b
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
-import re
 import statistics
 import sys
 import time
@@ -42,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Gunicorn, manage, production_env  # noqa: E402
+from bench.common import AdminClient, Gunicorn, manage, production_env  # noqa: E402
 
 DB = "smartmaint_bench_maintenance"
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -283,43 +281,6 @@ def reference(conn, name: str, ctx: dict) -> None:
         conn.execute(sql, params(ctx)).fetchall()
 
 
-class Browser:
-    """One HTTP client with a cookie jar: logs in through the admin form, then GETs pages."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes, dict]:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        for header, value in response.getheaders():
-            if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                self.cookies[name] = rest.split(";", 1)[0]
-        return response.status, payload, dict(response.getheaders())
-
-    def log_in(self) -> None:
-        _, page, _ = self.request("GET", "/admin/login/")
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
-        form = urlencode({"csrfmiddlewaretoken": token, "username": USERNAME, "password": PASSWORD, "next": "/admin/"})
-        status, _, headers = self.request("POST", "/admin/login/", form)
-        if status != 302 or headers.get("Location") != "/admin/":
-            raise SystemExit(f"login failed: {status}")
-
-    def timed_get(self, path: str) -> tuple[float, bytes]:
-        started = time.perf_counter()
-        status, body, _ = self.request("GET", path)
-        elapsed = (time.perf_counter() - started) * 1000
-        if status != 200:
-            raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
-        return elapsed, body
-
-
 def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -341,8 +302,8 @@ def measure(*, port: int, database_url: str, ctx: dict, rounds: int, warmup: int
     paths = pages(ctx)
     times: dict[str, list[float]] = {name: [] for name in paths}
     references: dict[str, list[float]] = {name: [] for name in paths}
-    client = Browser(port)
-    client.log_in()
+    client = AdminClient(port)
+    client.log_in(USERNAME, PASSWORD)
     with psycopg.connect(database_url, autocommit=True) as raw:
         for round_ in range(warmup + rounds):
             for name, path in paths.items():
