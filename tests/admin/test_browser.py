@@ -52,6 +52,19 @@ def watch_csp(context) -> list[str]:
     return violations
 
 
+def open_context(browser, width):
+    """A new browser context ``width`` px wide: its page (20 s default timeout), the page's errors (uncaught and
+    console) and the CSP violations, each a list the test asserts empty."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    violations = watch_csp(context)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    return context, page, errors, violations
+
+
 def assert_strict_csp(response):
     """The page came with the policy, and the policy allows no inline script or style and no eval."""
     policy = response.headers.get("content-security-policy", "")

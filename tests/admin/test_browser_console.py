@@ -22,7 +22,7 @@ from tests.admin.test_browser import (  # noqa: F401 (chromium is a fixture)
     assert_strict_csp,
     chromium,
     log_in,
-    watch_csp,
+    open_context,
 )
 from tests.factories import AssetFactory, SensorFactory
 
@@ -79,17 +79,6 @@ def browser(chromium, storm):  # noqa: F811
         browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS, headless=True)
         yield browser
         browser.close()
-
-
-def open_context(browser, width):
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    violations = watch_csp(context)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    return context, page, errors, violations
 
 
 def fits(page, name, width):

@@ -25,7 +25,7 @@ from tests.admin.test_browser import (  # noqa: F401 (chromium is a fixture)
     OVERFLOW,
     assert_strict_csp,
     chromium,
-    watch_csp,
+    open_context,
 )
 from tests.factories import AssetFactory, SensorFactory
 from tests.maintenance.conftest import NORTH, make_person, open_alert
@@ -63,17 +63,6 @@ def log_in(page, base, username):
     page.fill("#id_password", f"pw-{username}-123")
     page.click("input[type=submit]")
     page.wait_for_url(f"{base}/admin/")
-
-
-def open_context(browser, width):
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    violations = watch_csp(context)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    return context, page, errors, violations
 
 
 def fits(page, name, width):
