@@ -29,6 +29,12 @@ def ensure_groups() -> None:
             group.permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename=codename))
 
 
+@pytest.fixture
+def groups(db):
+    """The maintenance groups, for tests that use them without make_person (the benchmark's plant)."""
+    ensure_groups()
+
+
 def make_person(name: str, group: str | None, *, sites=(NORTH,), all_sites=False, **fields) -> User:
     ensure_groups()
     user = User.objects.create_user(name, email=f"{name}@example.com", password=f"pw-{name}-123", **fields)

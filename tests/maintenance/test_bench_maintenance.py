@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("groups")]
 
 
 def test_the_maintenance_bench_builds_its_plant_and_its_pages_and_references_answer():
