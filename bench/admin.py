@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 
 import psycopg
 import redis
-from common import AdminClient, Gunicorn, production_env
+from common import AdminClient, Gunicorn, production_env, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 DBNAME = "smartmaint_bench_admin"
@@ -124,10 +124,6 @@ ROTATE = 50
 DEEP = 5000
 
 
-def percentile(values, q):
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def list_reference(conn) -> None:
     """The sensor list's queries, raw: the page, its latest readings, its sparklines."""
     rows = conn.execute(LIST_PAGE_SQL).fetchall()
@@ -149,15 +145,6 @@ def timed(function, *args) -> float:
     started = time.perf_counter()
     function(*args)
     return (time.perf_counter() - started) * 1000
-
-
-def summary(values: list[float]) -> dict:
-    return {
-        "median_ms": round(statistics.median(values), 1),
-        "p95_ms": round(percentile(values, 95), 1),
-        "min_ms": round(min(values), 1),
-        "max_ms": round(max(values), 1),
-    }
 
 
 def manage(env, *args):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from common import Gunicorn, production_env
+from common import Gunicorn, percentile, production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "smartmaint_bench_api"
@@ -43,10 +43,6 @@ def manage(env, *args, capture=False):
         [sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, capture_output=capture, text=True
     )
     return result.stdout
-
-
-def percentile(values, q):
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def make_batches(sensor_ids, count, start):

@@ -7,6 +7,7 @@ import http.client
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,21 @@ def production_env(base: dict, database_url: str, **extra: str) -> dict:
         # Static files collected like in the image (production serves hashed names).
         "DJANGO_STATIC_ROOT": tempfile.mkdtemp(prefix="smartmaint-static-"),
         **extra,
+    }
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (inclusive method); a single value is its own percentile."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def summary(values: list[float]) -> dict:
+    """Timings in milliseconds: median, p95, min and max, to 0.1 ms."""
+    return {
+        "median_ms": round(statistics.median(values), 1),
+        "p95_ms": round(percentile(values, 95), 1),
+        "min_ms": round(min(values), 1),
+        "max_ms": round(max(values), 1),
     }
 
 

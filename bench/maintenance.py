@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import AdminClient, Gunicorn, manage, production_env  # noqa: E402
+from bench.common import AdminClient, Gunicorn, manage, production_env, summary  # noqa: E402
 
 DB = "smartmaint_bench_maintenance"
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -279,19 +278,6 @@ def reference(conn, name: str, ctx: dict) -> None:
         return
     for sql, params in ASSET_SQL:
         conn.execute(sql, params(ctx)).fetchall()
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
-def summary(values: list[float]) -> dict:
-    return {
-        "median_ms": round(statistics.median(values), 1),
-        "p95_ms": round(percentile(values, 95), 1),
-        "min_ms": round(min(values), 1),
-        "max_ms": round(max(values), 1),
-    }
 
 
 def measure(*, port: int, database_url: str, ctx: dict, rounds: int, warmup: int) -> dict:

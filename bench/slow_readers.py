@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from common import manage, production_env, start_image_gunicorn
+from common import manage, percentile, production_env, start_image_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "smartmaint_bench_slow"
@@ -37,10 +37,6 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 SENSOR = "sensor-001"
 # Seconds a probe may take before it counts as unanswered (the orchestrator's view: the target is 1 s).
 PROBE_TIMEOUT = 10.0
-
-
-def percentile(values, q):
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 class SlowReader(threading.Thread):
