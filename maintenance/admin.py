@@ -4,12 +4,10 @@ assign and record the finding, all through maintenance.services), and "Raise wor
 Both pages are usable on a phone (390 px)."""
 
 from datetime import timedelta
-from html import escape as html_escape
 from urllib.parse import urlencode
 
 from django import forms as django_forms
 from django.contrib import admin, messages
-from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
@@ -36,16 +34,11 @@ from mlops.admin import CHART_MEDIA, alert_chart_context, sensor_chart_context
 from mlops.admin import AlertAdmin as BaseAlertAdmin
 from mlops.admin import AnomalyAdmin as BaseAnomalyAdmin
 from mlops.models import Alert, Anomaly
+from readings.templatetags.console import fast_escape, row_link
 from sensors.admin import AssetListFilter, QuickCheckboxAdmin
 from sensors.admin_sites import NotFoundAdmin
 from sensors.models import Asset, UserSites
 from sensors.selectors import user_sites, within_user_sites
-
-
-def _esc(value) -> str:
-    """``value`` escaped for HTML as Django's escape does, without its lazy and safe-string handling (the list
-    escapes some thousand values a page)."""
-    return html_escape(str(value))
 
 
 class MineFilter(admin.SimpleListFilter):
@@ -106,8 +99,8 @@ class AssetFilter(AssetListFilter):
         options = []
         for choice in super().choices(changelist):
             selected = " selected" if choice["selected"] else ""
-            value = _esc(iri_to_uri(choice["query_string"]))
-            options.append(f'<option value="{value}"{selected}>{_esc(choice["display"])}</option>')
+            value = fast_escape(iri_to_uri(choice["query_string"]))
+            options.append(f'<option value="{value}"{selected}>{fast_escape(choice["display"])}</option>')
             yield choice
         self.options_html = mark_safe("".join(options))  # noqa: S308 (escaped above)
 
@@ -241,23 +234,19 @@ class WorkOrderAdmin(NotFoundAdmin, QuickCheckboxAdmin, admin.ModelAdmin):
             if name == "action_checkbox":
                 cells.append(f'<td class="action-checkbox">{self.action_checkbox(obj)}</td>')
             elif name == "work_order":
-                url = changelist.url_for_result(obj)
-                if changelist.preserved_filters:
-                    url = add_preserved_filters(
-                        {"preserved_filters": changelist.preserved_filters, "opts": changelist.opts}, url
-                    )
-                cells.append(f'<th class="field-work_order"><a href="{_esc(url)}">{self.work_order(obj)}</a></th>')
+                url = row_link(changelist, changelist.url_for_result(obj))
+                cells.append(f'<th class="field-work_order"><a href="{url}">{self.work_order(obj)}</a></th>')
             elif name in ("priority_badge", "status_badge", "due"):
                 cells.append(f'<td class="field-{name}">{conditional_escape(getattr(self, name)(obj))}</td>')
             elif name == "asset":
-                cells.append(f'<td class="field-asset nowrap">{_esc(obj.asset)}</td>')
+                cells.append(f'<td class="field-asset nowrap">{fast_escape(obj.asset)}</td>')
             elif name == "site":
-                cells.append(f'<td class="field-site">{_esc(obj.asset.site)}</td>')
+                cells.append(f'<td class="field-site">{fast_escape(obj.asset.site)}</td>')
             elif name == "assignee":
-                shown = empty if obj.assignee is None else _esc(obj.assignee)
+                shown = empty if obj.assignee is None else fast_escape(obj.assignee)
                 cells.append(f'<td class="field-assignee nowrap">{shown}</td>')
             elif name == "origin":
-                cells.append(f'<td class="field-origin">{_esc(obj.get_origin_display())}</td>')
+                cells.append(f'<td class="field-origin">{fast_escape(obj.get_origin_display())}</td>')
             else:
                 return None
         return [mark_safe(cell) for cell in cells]  # noqa: S308 (every value above is escaped)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from html import escape as html_escape
 
 from django.contrib import admin
 from django.contrib.admin import helpers
-from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
@@ -47,6 +45,7 @@ from readings.selectors import (
     sensor_status_row,
     sparkline_window,
 )
+from readings.templatetags.console import fast_escape, row_link
 from sensors.admin import AssetAdmin as FleetAssetAdmin
 from sensors.admin import SensorAdmin as FleetSensorAdmin
 from sensors.admin_sites import SiteLimitedAdmin
@@ -107,15 +106,9 @@ class SensorSignalFilter(admin.SimpleListFilter):
         return queryset.filter(sensor_id__in=sensor_ids)
 
 
-def _esc(value) -> str:
-    """``value`` escaped for HTML, as Django's escape does (html.escape), without its lazy and safe-string
-    handling: the sensor list escapes some thousand values a page."""
-    return html_escape(str(value))
-
-
 def _badge(value: str, label: str) -> str:
     """sensors.admin.status_badge as a plain string (its markup and classes)."""
-    return f'<span class="sm-badge sm-badge--{_esc(value)}">{_esc(label)}</span>'
+    return f'<span class="sm-badge sm-badge--{fast_escape(value)}">{fast_escape(label)}</span>'
 
 
 def _number(value: float) -> str:
@@ -192,20 +185,16 @@ class SensorAdmin(FleetSensorAdmin):
         for name in changelist.list_display:
             if name == "action_checkbox":
                 # QuickCheckboxAdmin.action_checkbox's markup, its label translated once per list.
-                label = changelist.checkbox_label.format(_esc(sensor))
+                label = changelist.checkbox_label.format(fast_escape(sensor))
                 cells.append(
                     f'<td class="action-checkbox"><input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
-                    f'value="{_esc(sensor.pk)}" class="action-select" aria-label="{label}"></td>'
+                    f'value="{fast_escape(sensor.pk)}" class="action-select" aria-label="{label}"></td>'
                 )
             elif name == "sensor_id":
-                url = f"{changelist.sensor_url_prefix}{sensor.pk}/change/"
-                if changelist.preserved_filters:
-                    url = add_preserved_filters(
-                        {"preserved_filters": changelist.preserved_filters, "opts": changelist.opts}, url
-                    )
-                cells.append(f'<th class="field-sensor_id"><a href="{_esc(url)}">{_esc(sensor.sensor_id)}</a></th>')
+                url = row_link(changelist, f"{changelist.sensor_url_prefix}{sensor.pk}/change/")
+                cells.append(f'<th class="field-sensor_id"><a href="{url}">{fast_escape(sensor.sensor_id)}</a></th>')
             elif name == "sensor_type":
-                cells.append(f'<td class="field-sensor_type">{_esc(sensor.get_sensor_type_display())}</td>')
+                cells.append(f'<td class="field-sensor_type">{fast_escape(sensor.get_sensor_type_display())}</td>')
             elif name in self.FAST_COLUMNS:
                 cells.append(f'<td class="field-{name}">{conditional_escape(getattr(self, name)(sensor))}</td>')
             else:
@@ -214,7 +203,7 @@ class SensorAdmin(FleetSensorAdmin):
 
     @admin.display(description="asset", ordering="asset__code")
     def asset_code(self, obj):
-        return mark_safe(f'<span title="{_esc(obj.asset.name)}">{_esc(obj.asset.code)}</span>')  # noqa: S308
+        return mark_safe(f'<span title="{fast_escape(obj.asset.name)}">{fast_escape(obj.asset.code)}</span>')  # noqa: S308
 
     @admin.display(description="status")
     def state(self, obj):
@@ -234,7 +223,7 @@ class SensorAdmin(FleetSensorAdmin):
             return self.get_empty_value_display()
         text = f"{_number(state['value'])} {obj.unit}".strip()
         if state["out_of_range"]:
-            return mark_safe(f'<strong class="sm-out-of-range">{_esc(text)}</strong>')  # noqa: S308
+            return mark_safe(f'<strong class="sm-out-of-range">{fast_escape(text)}</strong>')  # noqa: S308
         return text
 
     @admin.display(description="age")
@@ -242,8 +231,8 @@ class SensorAdmin(FleetSensorAdmin):
         state = obj.signal_state
         if state["time"] is None:
             return self.get_empty_value_display()
-        moment = _esc(state["time"].isoformat())
-        age = _esc(timesince(state["time"], obj.signal_now, depth=1))
+        moment = fast_escape(state["time"].isoformat())
+        age = fast_escape(timesince(state["time"], obj.signal_now, depth=1))
         return mark_safe(f'<time datetime="{moment}" title="{moment}">{age}</time>')  # noqa: S308
 
     @admin.display(description="last 24 h")
@@ -251,8 +240,8 @@ class SensorAdmin(FleetSensorAdmin):
         line, window = obj.sparkline_data
         if not line:
             return self.get_empty_value_display()
-        x = _esc(json.dumps(line["x"]))
-        y = _esc(json.dumps([round(value, 6) for value in line["y"]]))
+        x = fast_escape(json.dumps(line["x"]))
+        y = fast_escape(json.dumps([round(value, 6) for value in line["y"]]))
         return mark_safe(  # noqa: S308
             '<div class="sm-sparkline" role="img" aria-label="Hourly means over 24 hours" '
             f'data-x="{x}" data-y="{y}" data-start="{int(window[0].timestamp())}" '
