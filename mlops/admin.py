@@ -68,7 +68,7 @@ class ScoringOutputAdmin(TitledAdmin, admin.ModelAdmin):
 class AnomalyAdmin(SiteLimitedAdmin, ScoringOutputAdmin):
     site_lookup = "sensor__asset__site"
     list_display = ["sensor", "asset", "start", "end", "score_display", "kind", "why", "model_version_link"]
-    list_filter = ["detector", "kind", "model_name", "sensor__sensor_type", "start"]
+    list_filter = ["detector", "kind", "provisional", "model_name", "sensor__sensor_type", "start"]
     fields = [
         "sensor",
         "start",
@@ -76,6 +76,7 @@ class AnomalyAdmin(SiteLimitedAdmin, ScoringOutputAdmin):
         "score",
         "kind",
         "detector",
+        "provisional",
         "why",
         "explanation",
         "model_name",

@@ -31,6 +31,11 @@ class Anomaly(models.Model):
     )
     model_name = models.CharField(max_length=200)
     model_version = models.CharField(max_length=32)
+    provisional = models.BooleanField(
+        default=False,
+        help_text="Raised before its window ended, on the readings in so far (a value frozen part-way); replaced "
+        "by the window's full verdict once it is scored, or removed if that verdict is normal.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -43,7 +48,11 @@ class Anomaly(models.Model):
             ),
             models.CheckConstraint(condition=Q(end__gte=F("start")), name="anomaly_end_after_start"),
         ]
-        indexes = [models.Index(fields=["sensor", "-start"], name="anomaly_sensor_start_idx")]
+        indexes = [
+            models.Index(fields=["sensor", "-start"], name="anomaly_sensor_start_idx"),
+            # The few provisional rows, found by each scheduled run of their sensors.
+            models.Index(fields=["sensor"], condition=Q(provisional=True), name="anomaly_provisional_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sensor_id} {self.start:%Y-%m-%d %H:%M} score {self.score:.2f}"

@@ -40,6 +40,7 @@ class ScoringReport:
         return {
             "windows": sum(result.windows for result in self.scored.values()),
             "anomalies": sum(len(result.anomalies) for result in self.scored.values()),
+            "early": sum(result.early for result in self.scored.values()),
             "types": {
                 sensor_type: {"windows": result.windows, "anomalies": len(result.anomalies), "models": result.models}
                 for sensor_type, result in self.scored.items()

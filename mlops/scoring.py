@@ -178,10 +178,31 @@ def _champion_version(name: str, what: str) -> str:
 
 @registry.translate_errors
 def _load(name: str, version: str) -> CachedModel:
-    import mlflow.sklearn  # imported on first use: it takes about a second
-
+    """The version's forest as arrays (``mlops.forest``), or its scikit-learn model where training logged none."""
     registry.configure()
-    return CachedModel(name, version, mlflow.sklearn.load_model(f"models:/{name}/{version}"))
+    model = _load_forest(name, version)
+    if model is None:  # a version trained before the arrays were logged beside it
+        import mlflow.sklearn  # imported on first use: with skops, about 4 s
+
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    return CachedModel(name, version, model)
+
+
+def _load_forest(name: str, version: str):
+    """The ``mlops.forest.Forest`` logged with a registered version, or None if it has none."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.artifacts
+
+    from mlops.forest import ARTIFACT, FILE, Forest
+
+    root = registry.client().get_model_version_download_uri(name, version).rstrip("/")
+    folder = ARTIFACT.rpartition("/")[0]
+    if not any(Path(item.path).name == FILE for item in mlflow.artifacts.list_artifacts(f"{root}/{folder}")):
+        return None
+    with tempfile.TemporaryDirectory() as local:
+        return Forest(Path(mlflow.artifacts.download_artifacts(f"{root}/{ARTIFACT}", dst_path=local)).read_bytes())
 
 
 @registry.translate_errors
@@ -418,6 +439,10 @@ def _probabilities(model, X) -> np.ndarray:
     path (n_jobs 1, as the detectors are trained): each tree's class fractions added in the forest's order, then
     divided by the number of trees (``tests/mlops/test_scoring_probabilities.py`` checks it bit for bit).
     """
+    from mlops.forest import Forest
+
+    if isinstance(model, Forest):  # the same numbers, without scikit-learn (see mlops.forest)
+        return model.predict_proba(X)
     from sklearn.ensemble import RandomForestClassifier
 
     if type(model) is not RandomForestClassifier or model.n_outputs_ != 1:
@@ -675,6 +700,73 @@ def normal_verdicts(
                 ratio, score, _described(explanation, model.params), kind
             )
     return verdicts
+
+
+@dataclass
+class EarlyFlat:
+    """A value frozen part-way through a window that has not ended yet (see ``early_flats``)."""
+
+    sensor_pk: int
+    start: datetime  # the window's fixed start
+    end: datetime  # its latest reading's time so far
+    ratio: float  # after the staff's threshold factors
+    score: float
+    explanation: list[dict]
+
+
+def early_flats(
+    *, normal: CachedModel, sensors: list[Sensor], unscored: dict[int, datetime], until: datetime, window: int
+) -> list[EarlyFlat]:
+    """Sensors whose newest window, still open, already holds the repeated readings of a frozen value.
+
+    A window is scored once it has ended (``score_windows``), so a value that freezes at a window's last reading
+    was found only when the next window ended: a whole window later (100 s at 10 s sampling, 10 min at one
+    minute). The normal model's ``repeats`` test needs only k readings equal to the one before in one window
+    (``mlops.normal._fit_repeated_pairs``), and the count can only grow as the window fills: a window with k
+    repeats so far will hold at least k when it ends, and its full verdict is at least this one (the sensor's
+    ratio is the largest of its tests). So the newest window of each sensor (from its first window not scored
+    yet, ``unscored``) is tested on the readings in so far; what this returns is stored as a provisional anomaly,
+    settled by the window's full verdict (``mlops.services._provisional_settle``), which keeps the anomalies of
+    any cadence equal to those of one run over the whole range. Only sensors whose asset has a normal model with
+    that test (a sensor whose readings often repeat has none).
+    """
+    fleet = normal.model
+    run = _run_scores.get()
+    asset_rows = run["assets"] if run is not None else {}
+    asset_rows.update(Asset.objects.in_bulk([s.asset_id for s in sensors if s.asset_id not in asset_rows]))
+    plans, starts = {}, {}
+    for sensor in sensors:
+        asset = asset_rows.get(sensor.asset_id)
+        entry = fleet["assets"].get(asset.code) if asset is not None else None
+        if entry is None or sensor.pk not in unscored or sensor.sensor_id not in entry["model"]["sensors"]:
+            continue
+        params = entry["model"]
+        column = params["sensors"].index(sensor.sensor_id)
+        needed = params["flat"][column].get("pairs", 0)
+        if needed > 0:
+            plans[sensor.pk] = (sensor, asset, params, needed)
+            starts[sensor.pk] = unscored[sensor.pk]
+    if not plans:
+        return []
+    found = []
+    for item in _run_series(sensors=[plan[0] for plan in plans.values()], starts=starts, until=until):
+        sensor, asset, params, needed = plans[item.sensor_pk]
+        span = span_of(sensor.sampling_interval, window)
+        begin = EPOCH + span * int(slot_of(item.times[-1:], span)[0])
+        # Counted as the window's own test counts them (mlops.normal._sensor_windows): a reading equal to the one
+        # before it in the same window.
+        values = item.values[item.times >= begin].astype(np.float64)
+        pairs = int(np.count_nonzero(np.diff(values) == 0))
+        ratio = pairs / needed / (max(asset.threshold_factor, 0.1) * max(sensor.threshold_factor, 0.1))
+        score = float(ratio_score(ratio))
+        if ratio < 1 or score < settings.ANOMALY_THRESHOLD:
+            continue
+        z = round(pairs / needed * params["thresholds"]["z"], 2)
+        why = [{"sensor": sensor.sensor_id, "feature": "repeats", "z": z, "deviation": float(pairs)}]
+        found.append(
+            EarlyFlat(sensor.pk, to_aware(begin), to_aware(item.times[-1]), ratio, score, _described(why, params))
+        )
+    return found
 
 
 def _own_limits(model) -> np.ndarray:

@@ -153,6 +153,7 @@ class ScoreResult:
     models: str = ""  # every model that scored, "name vN + name vM"
     busy: int = 0  # sensors left out: another run was scoring them (see readings_score_pending)
     opened: list[int] = field(default_factory=list)  # the alerts this run opened
+    early: int = 0  # provisional anomalies stored for windows not ended yet (see mlops.scoring.early_flats)
 
 
 def anomaly_title(anomaly) -> str:
@@ -226,7 +227,7 @@ def _score(
     ANOMALY_ALERT_THRESHOLD open an alert for their sensor.
     """
     from mlops.models import Anomaly, ScoringRun
-    from mlops.scoring import normal_champion, normal_verdicts, score_windows
+    from mlops.scoring import early_flats, normal_champion, normal_verdicts, score_windows
     from mlops.selectors import readings_due_count
 
     outcome = score_windows(
@@ -271,7 +272,20 @@ def _score(
                 model_version=source.version,
             )
         )
+    early = (
+        early_flats(
+            normal=normal,
+            sensors=sensors,
+            unscored={pk: outcome.scored_until.get(pk, start) for pk, start in since.items()},
+            until=until,
+            window=window,
+        )
+        if advance and normal is not None and settings.SCORING_EARLY_FLATS
+        else []
+    )
     with transaction.atomic():
+        # Provisional anomalies of the windows this run scored in full: settled by their verdict.
+        fresh = _provisional_settle(found, outcome.scored_until) if advance else set()
         mine = Anomaly.objects.filter(
             sensor_id__in={item.sensor_id for item in found}, start__in={item.start for item in found}
         )
@@ -280,7 +294,7 @@ def _score(
             (sensor_id, start)
             for sensor_id, start, name, version in mine.values_list("sensor_id", "start", "model_name", "model_version")
             if key.get((sensor_id, start)) == (name, version)
-        }
+        } - fresh
         Anomaly.objects.bulk_create(
             [item for item in found if (item.sensor_id, item.start) not in known],
             ignore_conflicts=True,  # a concurrent run stored the same window: the constraint keeps one
@@ -293,8 +307,9 @@ def _score(
         # One alert_raise per sensor, not per anomaly (one per anomaly took 28 s of a 24 h backlog of 1,000
         # sensors): its earliest new anomaly at the threshold opens the alert (or refreshes the one open), at the
         # highest severity of them, as raising them one by one in time order would leave it.
+        provisional = _provisional_store(early, normal) if early else []
         alerting: dict[int, list] = {}
-        for anomaly in sorted(anomalies, key=lambda anomaly: anomaly.start):
+        for anomaly in sorted([*anomalies, *provisional], key=lambda anomaly: anomaly.start):
             if (anomaly.sensor_id, anomaly.start) not in known and anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
                 alerting.setdefault(anomaly.sensor_id, []).append(anomaly)
         opened = []
@@ -333,10 +348,105 @@ def _score(
     # The run's new alerts mailed together, once committed (a storm becomes a digest); or by the caller
     # (``mail`` False), once its own transaction is over.
     names = " + ".join(f"{model.name} v{model.version}" for model in (champion, normal) if model is not None)
-    result = ScoreResult(used.name, used.version, len(scored), anomalies, None, models=names, opened=opened)
+    result = ScoreResult(
+        used.name, used.version, len(scored), anomalies, None, models=names, opened=opened, early=len(provisional)
+    )
     if mail:
         result.mail = alerts_mail_after_commit(alert_ids=opened)
     return result
+
+
+# What a window's full verdict replaces in its provisional anomaly.
+_SETTLED_FIELDS = ["end", "score", "kind", "detector", "explanation", "model_name", "model_version", "provisional"]
+
+
+def _provisional_settle(found: list, scored_until: dict[int, datetime]) -> set[tuple[int, datetime]]:
+    """Settle the provisional anomalies of the windows a scheduled run has now scored in full (before each sensor's
+    new ``scored_until``): each becomes the window's anomaly in ``found`` (updated in place, so the alert it
+    raised keeps pointing at it), or is deleted if the full verdict found none (the window ended with too few
+    readings, staff raised the threshold meanwhile) or another run stored it already. Returns the windows to
+    treat as new for alerts: those whose provisional score was below ANOMALY_ALERT_THRESHOLD."""
+    from mlops.models import Anomaly
+
+    pending = [
+        row
+        for row in Anomaly.objects.filter(provisional=True, sensor_id__in=list(scored_until))
+        if row.start < scored_until[row.sensor_id]
+    ]
+    if not pending:
+        return set()
+    final = {(item.sensor_id, item.start): item for item in found}
+    taken = set(
+        Anomaly.objects.filter(
+            provisional=False,
+            sensor_id__in={row.sensor_id for row in pending},
+            start__in={row.start for row in pending},
+        ).values_list("sensor_id", "start", "model_name", "model_version")
+    )
+    fresh, settled, gone = set(), [], []
+    for row in pending:
+        item = final.get((row.sensor_id, row.start))
+        if item is None or (item.sensor_id, item.start, item.model_name, item.model_version) in taken:
+            gone.append(row.pk)
+            continue
+        if row.score < settings.ANOMALY_ALERT_THRESHOLD <= item.score:
+            fresh.add((row.sensor_id, row.start))
+        for name in _SETTLED_FIELDS:
+            setattr(row, name, getattr(item, name))
+        settled.append(row)
+    Anomaly.objects.filter(pk__in=gone).delete()
+    Anomaly.objects.bulk_update(settled, _SETTLED_FIELDS)
+    return fresh
+
+
+def _provisional_store(early: list, normal) -> list:
+    """Store ``early`` (mlops.scoring.EarlyFlat) as provisional anomalies of the normal model; a window flagged by
+    an earlier run gets the newer figures. Returns those stored for the first time (they may raise alerts)."""
+    from mlops.models import Anomaly
+
+    existing = {
+        (row.sensor_id, row.start): row
+        for row in Anomaly.objects.filter(
+            sensor_id__in={item.sensor_pk for item in early}, start__in={item.start for item in early}
+        ).select_related("sensor")
+    }
+    new, newer = [], []
+    for item in early:
+        explanation = {"supervised": None, "normal": round(item.score, 4), "ratio": round(item.ratio, 3)}
+        explanation["contributions"] = item.explanation
+        row = existing.get((item.sensor_pk, item.start))
+        if row is None:
+            new.append(
+                Anomaly(
+                    sensor_id=item.sensor_pk,
+                    start=item.start,
+                    end=item.end,
+                    score=round(item.score, 4),
+                    kind="stuck",
+                    detector="normal",
+                    explanation=explanation,
+                    model_name=normal.name,
+                    model_version=normal.version,
+                    provisional=True,
+                )
+            )
+        elif row.provisional:  # never a window's full verdict (an on-request run may have scored it)
+            row.end, row.score, row.explanation = item.end, round(item.score, 4), explanation
+            newer.append(row)
+    Anomaly.objects.bulk_update(newer, ["end", "score", "explanation"])
+    # A concurrent run's row for the same window and model stays (the constraint keeps one).
+    Anomaly.objects.bulk_create(new, ignore_conflicts=True)
+    if not new:
+        return []
+    keys = {(row.sensor_id, row.start) for row in new}
+    stored = Anomaly.objects.filter(
+        provisional=True,
+        sensor_id__in={row.sensor_id for row in new},
+        start__in={row.start for row in new},
+        model_name=normal.name,
+        model_version=normal.version,
+    ).select_related("sensor")
+    return [row for row in stored if (row.sensor_id, row.start) in keys]
 
 
 def _watermarks_advance(scored_until: dict[int, datetime]) -> None:

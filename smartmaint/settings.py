@@ -322,6 +322,9 @@ ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)
 # starts, in hours (older readings, e.g. a backfill, are scored only on request: score_readings --from).
 SCORING_GRACE_SECONDS = env.int("SCORING_GRACE_SECONDS", default=600)
 SCORING_FIRST_RUN_HOURS = env.int("SCORING_FIRST_RUN_HOURS", default=24)
+# A value frozen part-way through a window is flagged by the scheduled run that sees its repeated readings, as a
+# provisional anomaly settled when the window ends (mlops.scoring.early_flats), not a whole window later.
+SCORING_EARLY_FLATS = env.bool("SCORING_EARLY_FLATS", default=True)
 # The normal-behaviour models (mlops.normal): the false-alarm rate per window their thresholds are calibrated
 # for on the baseline (1e-4: about one false anomaly per asset every 10 weeks of 10-minute windows), and how many
 # days of an asset's latest history they learn from when neither --baseline nor the asset's baseline is set.

@@ -40,6 +40,7 @@ class AnomalySerializer(serializers.ModelSerializer):
             "explanation",
             "model_name",
             "model_version",
+            "provisional",
             "created_at",
         ]
 

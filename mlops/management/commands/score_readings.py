@@ -59,10 +59,11 @@ class Command(BaseCommand):
             elif sensor_type in report.scored:
                 result = report.scored[sensor_type]
                 busy = f" ({result.busy} sensors left to another run scoring them)" if result.busy else ""
+                early = f", {result.early} flagged early (frozen value, window still open)" if result.early else ""
                 if result.models:
                     self.stdout.write(
                         f"{sensor_type}: {result.windows} windows scored with {result.models}, "
-                        f"{len(result.anomalies)} anomalies.{busy}"
+                        f"{len(result.anomalies)} anomalies{early}.{busy}"
                     )
                 else:
                     self.stdout.write(f"{sensor_type}: nothing scored{busy}.")

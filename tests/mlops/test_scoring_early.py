@@ -1,0 +1,112 @@
+"""A value frozen part-way through a window is flagged before the window ends, and settled when it does."""
+
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from mlops.models import Alert, Anomaly, ScoringWatermark
+from mlops.scoring import clear_model_cache, normal_champion
+from mlops.services import readings_score_pending
+from readings.models import Reading
+from sensors.models import Sensor
+
+pytestmark = pytest.mark.django_db
+END = datetime(2026, 6, 1, tzinfo=UTC)
+WINDOW_START = END - timedelta(minutes=60)  # a window of the minutely sensors: 10 readings, 23:00 to 23:10
+
+
+@pytest.fixture
+def frozen(mlflow_settings):
+    """The seeded fleet with its detectors, and one sensor whose value freezes 2 minutes into WINDOW_START."""
+    clear_model_cache()
+    call_command(
+        "seed_data", "--sensors", "8", "--readings", "4000", "--anomaly-rate", "0", "--end", "2026-06-01T00:00:00Z"
+    )
+    call_command("train_models", "--promote", stdout=StringIO())
+    fleet = normal_champion().model["assets"]
+    candidates = []
+    for sensor in Sensor.objects.select_related("asset").order_by("pk"):
+        params = fleet[sensor.asset.code]["model"]
+        pairs = params["flat"][params["sensors"].index(sensor.sensor_id)]["pairs"]
+        if 0 < pairs <= 6:
+            candidates.append((sensor, pairs))
+    assert candidates, "no seeded sensor has the repeated-readings test"
+    sensor, needed = candidates[0]
+    frozen_from = WINDOW_START + timedelta(minutes=2)
+    value = Reading.objects.get(sensor=sensor, time=frozen_from).value
+    assert Reading.objects.filter(sensor=sensor, time__gte=frozen_from).update(value=value) > 50
+    return mlflow_settings, sensor, needed
+
+
+def _run(now, since):
+    groups = {}
+    for sensor in Sensor.objects.order_by("pk"):
+        groups.setdefault(sensor.sensor_type, []).append(sensor)
+    for sensors in groups.values():
+        readings_score_pending(sensors=sensors, now=now, since=since)
+
+
+def _found():
+    return set(
+        Anomaly.objects.values_list("sensor__sensor_id", "start", "end", "score", "kind", "model_version", "provisional")
+    )
+
+
+def test_flagged_while_the_window_fills_and_every_cadence_ends_as_one_run(frozen):
+    settings, sensor, needed = frozen
+    since = WINDOW_START - timedelta(minutes=30)
+    _run(END + timedelta(minutes=1), since)
+    once = _found()
+    full = Anomaly.objects.get(sensor=sensor, start=WINDOW_START)
+    assert not full.provisional
+    Anomaly.objects.all().delete()
+    ScoringWatermark.objects.all().delete()
+    Alert.objects.all().delete()
+
+    # Every minute, as beat runs it: the frozen value is flagged as soon as the window holds `needed` readings
+    # equal to the one before (frozen at 23:02, so by the run at 23:03 + needed), before the window ends at 23:10.
+    first_seen = None
+    now = since
+    while now <= END + timedelta(minutes=1):
+        _run(now, since)
+        row = Anomaly.objects.filter(sensor=sensor, start=WINDOW_START).first()
+        if row is not None and first_seen is None:
+            first_seen = now
+            assert row.provisional and row.kind == "stuck" and row.detector == "normal"
+            assert row.end == now - timedelta(minutes=1)  # the latest reading in so far
+            why = row.explanation["contributions"][0]
+            assert (why["sensor"], why["feature"], why["deviation"]) == (sensor.sensor_id, "repeats", needed)
+            assert "flat readings" in why["text"]
+        if now == WINDOW_START + timedelta(minutes=10):  # the window ended: its full verdict replaced the row
+            settled = Anomaly.objects.get(sensor=sensor, start=WINDOW_START)
+            assert (settled.pk, settled.provisional) == (row.pk, False)
+            assert (settled.end, settled.score) == (full.end, full.score)
+        now += timedelta(minutes=1)
+    assert first_seen == WINDOW_START + timedelta(minutes=3 + needed)
+    # The same anomalies as one run over the range, none left provisional (the last window holds one reading).
+    assert _found() == once
+
+
+def test_a_provisional_anomaly_the_full_window_does_not_confirm_is_removed(frozen):
+    settings, sensor, needed = frozen
+    since = WINDOW_START - timedelta(minutes=30)
+    flagged_at = WINDOW_START + timedelta(minutes=3 + needed)
+    _run(flagged_at, since)
+    row = Anomaly.objects.get(sensor=sensor, start=WINDOW_START)
+    assert row.provisional
+    # Staff make the sensor far less sensitive before the window ends: its full verdict is normal.
+    Sensor.objects.filter(pk=sensor.pk).update(threshold_factor=1000)
+    _run(WINDOW_START + timedelta(minutes=10), since)
+    assert not Anomaly.objects.filter(sensor=sensor, start=WINDOW_START).exists()
+
+
+def test_early_flags_can_be_turned_off(frozen):
+    settings, sensor, needed = frozen
+    settings.SCORING_EARLY_FLATS = False
+    since = WINDOW_START - timedelta(minutes=30)
+    _run(WINDOW_START + timedelta(minutes=9), since)
+    assert not Anomaly.objects.filter(sensor=sensor, start=WINDOW_START).exists()
+    _run(WINDOW_START + timedelta(minutes=10), since)
+    assert not Anomaly.objects.get(sensor=sensor, start=WINDOW_START).provisional
