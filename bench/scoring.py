@@ -204,6 +204,8 @@ def main() -> int:
         started = time.perf_counter()
         setup(env, sensors=args.sensors)
         print(f"setup (seed, train): {time.perf_counter() - started:.0f} s")
+    else:  # a kept database gets the migrations added since it was built
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True)
 
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "smartmaint.settings"
