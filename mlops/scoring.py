@@ -178,10 +178,31 @@ def _champion_version(name: str, what: str) -> str:
 
 @registry.translate_errors
 def _load(name: str, version: str) -> CachedModel:
-    import mlflow.sklearn  # imported on first use: it takes about a second
-
+    """The version's forest as arrays (``mlops.forest``), or its scikit-learn model where training logged none."""
     registry.configure()
-    return CachedModel(name, version, mlflow.sklearn.load_model(f"models:/{name}/{version}"))
+    model = _load_forest(name, version)
+    if model is None:  # a version trained before the arrays were logged beside it
+        import mlflow.sklearn  # imported on first use: with skops, about 4 s
+
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    return CachedModel(name, version, model)
+
+
+def _load_forest(name: str, version: str):
+    """The ``mlops.forest.Forest`` logged with a registered version, or None if it has none."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.artifacts
+
+    from mlops.forest import ARTIFACT, FILE, Forest
+
+    root = registry.client().get_model_version_download_uri(name, version).rstrip("/")
+    folder = ARTIFACT.rpartition("/")[0]
+    if not any(Path(item.path).name == FILE for item in mlflow.artifacts.list_artifacts(f"{root}/{folder}")):
+        return None
+    with tempfile.TemporaryDirectory() as local:
+        return Forest(Path(mlflow.artifacts.download_artifacts(f"{root}/{ARTIFACT}", dst_path=local)).read_bytes())
 
 
 @registry.translate_errors
@@ -418,6 +439,10 @@ def _probabilities(model, X) -> np.ndarray:
     path (n_jobs 1, as the detectors are trained): each tree's class fractions added in the forest's order, then
     divided by the number of trees (``tests/mlops/test_scoring_probabilities.py`` checks it bit for bit).
     """
+    from mlops.forest import Forest
+
+    if isinstance(model, Forest):  # the same numbers, without scikit-learn (see mlops.forest)
+        return model.predict_proba(X)
     from sklearn.ensemble import RandomForestClassifier
 
     if type(model) is not RandomForestClassifier or model.n_outputs_ != 1:

@@ -6,8 +6,10 @@ import: every command and web worker would pay for them otherwise.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -16,7 +18,7 @@ import sklearn
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GroupKFold
 
-from mlops import registry
+from mlops import forest, registry
 from mlops.evaluation import Faults, Scores, faults_from_labels, label_windows, score_detections
 from mlops.features import FEATURES, WINDOW, Windows, build_windows, span_of
 from mlops.selectors import UNLABELLED_KINDS, fault_labels, sensor_series
@@ -253,21 +255,29 @@ def _log_model(model: RandomForestClassifier, X: np.ndarray):
     # MLflow 3 stores scikit-learn models with skops and refuses to load types
     # it does not trust; ours are scikit-learn's own, declared here by name.
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=signature,
-        input_example=example,
-        pip_requirements=[
-            f"scikit-learn=={sklearn.__version__}",
-            f"numpy=={np.__version__}",
-            f"pandas=={pd.__version__}",
-            f"skops=={skops.__version__}",
-        ],
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-        skops_trusted_types=trusted,
-        pyfunc_predict_fn="predict_proba",
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        # Beside the scikit-learn flavour, the trees as plain arrays: what scoring loads (see mlops.forest).
+        extra_files = []
+        if forest.exportable(model):
+            path = Path(folder) / forest.FILE
+            path.write_bytes(forest.forest_bytes(model))
+            extra_files.append(str(path))
+        return mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pip_requirements=[
+                f"scikit-learn=={sklearn.__version__}",
+                f"numpy=={np.__version__}",
+                f"pandas=={pd.__version__}",
+                f"skops=={skops.__version__}",
+            ],
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=trusted,
+            pyfunc_predict_fn="predict_proba",
+            extra_files=extra_files or None,
+        )
 
 
 def _window_ends(windows: Windows, intervals: dict[int, int], window: int) -> np.ndarray:
