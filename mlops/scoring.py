@@ -211,13 +211,25 @@ def _load_normal(name: str, version: str) -> CachedModel:
 
 
 def load_normal_fleet(name: str, version: str) -> dict:
-    """The fleet dict (every asset's normal model) of a registered version of the normal-behaviour model."""
-    import mlflow.pyfunc
+    """The fleet dict (every asset's normal model) of a registered version of the normal-behaviour model.
+
+    Read from the JSON file the model was logged with (its pyfunc artifact ``fleet``), as the model's own
+    ``load_context`` reads it, without loading the pyfunc model: that would unpickle its Python object (cloudpickle,
+    from the artifact store) and import the training module, for the same dict.
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.artifacts
+    from mlflow.models import Model
 
     registry.configure()
-    # suppress_warnings: no comparison of the packages installed with the model's requirements (0.9 s of every
-    # scoring process's start); the model is JSON parameters read by mlops.normal, not a pickled estimator.
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}", suppress_warnings=True).unwrap_python_model().fleet
+    root = registry.client().get_model_version_download_uri(name, version).rstrip("/")
+    with tempfile.TemporaryDirectory() as local:
+        meta = Model.load(mlflow.artifacts.download_artifacts(f"{root}/MLmodel", dst_path=local))
+        path = meta.flavors["python_function"]["artifacts"]["fleet"]["path"]
+        return json.loads(Path(mlflow.artifacts.download_artifacts(f"{root}/{path}", dst_path=local)).read_text())
 
 
 @dataclass

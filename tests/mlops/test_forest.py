@@ -104,18 +104,25 @@ def test_scoring_loads_the_arrays_logged_with_the_champion_and_skops_only_for_ol
 
 
 @pytest.mark.django_db
-def test_a_scoring_process_loads_its_champion_without_importing_skops_or_scikit_learn(mlflow_settings, fleet):
+def test_a_scoring_process_loads_its_models_without_skops_scikit_learn_or_unpickling(mlflow_settings, fleet):
+    import mlflow.pyfunc
     from django.conf import settings as live
 
     from tests.conftest import run_manage, server_url
 
     call_command("train_models", "--types", "temperature")
+    call_command("train_models", "--detector", "normal")
+    name = registry.normal_model_name()
+    version = registry.client().get_model_version_by_alias(name, registry.CHAMPION).version
+    logged = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().fleet
+    assert scoring.normal_champion().model == logged  # the pyfunc model's own dict, read from its JSON
     code = (
         "import json, sys\n"
-        "from mlops.scoring import champion_model\n"
-        "champion = champion_model('temperature')\n"
-        "print(json.dumps([type(champion.model).__name__, sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'skops', 'sklearn'})]))\n"
+        "from mlops.scoring import champion_model, normal_champion\n"
+        "champion, normal = champion_model('temperature'), normal_champion()\n"
+        "loaded = {name.split('.')[0] for name in sys.modules} | set(sys.modules)\n"
+        "print(json.dumps([type(champion.model).__name__, sorted(normal.model['assets']), "
+        "sorted(loaded & {'skops', 'sklearn', 'mlops.normal_training'})]))\n"
     )
     # The S3 settings come from this process's environment (mlflow_settings), as run_manage passes it on.
     env = {
@@ -125,4 +132,5 @@ def test_a_scoring_process_loads_its_champion_without_importing_skops_or_scikit_
     }
     result = run_manage("shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["Forest", []]
+    # mlops.normal_training: the class of the pickled pyfunc model, imported to unpickle it.
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["Forest", sorted(logged["assets"]), []]
