@@ -44,6 +44,10 @@ five ways per sensor (``CONTRIBUTION_FEATURES``) and twice across the asset:
   departure. A sensor so often flat that R would exceed ``FLAT_MAX_RUN`` has no such test. A value frozen
   part-way through a window is found in that window where the sensor's readings hardly ever repeat: k repeated
   readings in one window, k unlikely by the baseline's share of repeats (binomial) and above any baseline window's.
+  The window in which a flagged flat run ends, with no level departure held, is its return, not a departure: its
+  statistics mix the run's last readings with the step back to the sensor's level, so it has no test of its own
+  and its level counts at the centre in T² and Q; the next window is tested in full. A sensor that stays away
+  from normal (a level still held: a closed valve's flow, flat now and then) is tested as before.
 - **across the asset's sensors**: PCA of the correlation of the long-band z-scores of the levels (a flow, a
   pressure and a current move together; their spreads hardly do, and only dilute Q), Hotelling's T² and the
   squared prediction error Q, for a relation that breaks while each sensor stays in its band. Thresholds are
@@ -429,6 +433,7 @@ class AssetScores:
     asset_ratio: np.ndarray  # rows: T² and Q (max of the two ratios)
     own_ratio: np.ndarray | None = None  # rows x sensors: each sensor's own statistics only
     deviations: np.ndarray | None = None  # like contributions: the departure in its own scale's sigmas
+    flat: np.ndarray | None = None  # rows x sensors: the flat test over its threshold (a flat departure)
 
 
 def _roughness(dense: np.ndarray, steps: np.ndarray, windows: int) -> np.ndarray:
@@ -481,6 +486,48 @@ def _flat_run(dense: np.ndarray, longest: np.ndarray) -> np.ndarray:
         longer[length:] = current[length:] & dense[:-length]
         current = longer
     return run
+
+
+def _flat_test(
+    X: np.ndarray, counts: np.ndarray, flats: list[dict], level_columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``repeats`` test per slot and column of a frame laid on slots (``X``, its reading ``counts``; ``flats``
+    the columns' flat parameters): (ratio, deviation, whether the window is flat). The ratio is the larger of the
+    flat run's length over the run that is a departure, and of the window's repeated readings over the count
+    that is one (a value frozen part-way through the window; models fitted before that test have none)."""
+    with np.errstate(invalid="ignore"):
+        sd = np.exp(X[:, level_columns + 1]) - _EPS
+        is_flat = np.isfinite(sd) & ((sd <= [flat["level"] for flat in flats]) | (X[:, level_columns + 3] >= 1.0))
+    longest = np.array([flat["run"] or 0 for flat in flats])
+    run = _flat_run(is_flat, longest)
+    has_run = longest > 0
+    ratio, deviation = np.zeros(is_flat.shape), np.zeros(is_flat.shape)
+    ratio[:, has_run] = run[:, has_run] / longest[has_run]
+    deviation[:, has_run] = run[:, has_run]
+    needed = np.array([flat.get("pairs", 0) for flat in flats], dtype=float)
+    tested = needed > 0
+    pairs = np.rint(np.nan_to_num(X[:, level_columns + 3]) * np.maximum(counts - 1, 0))
+    pair_ratio = np.where(tested, pairs / np.where(tested, needed, 1.0), 0.0)
+    louder = pair_ratio > ratio
+    return np.where(louder, pair_ratio, ratio), np.where(louder, pairs, deviation), is_flat
+
+
+def _flat_returns(flagged: np.ndarray, is_flat: np.ndarray, has_window: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Per slot and column: whether the window is the return of a flat run the flat test flagged (``flagged``) in
+    the slot before: the first window after it that is not flat, where the level test holds no departure.
+
+    That window holds the run's last readings and the step from the held value back to the sensor's level: its
+    spread and peak-to-peak are the step's, its repeated readings the run's tail, its mean part held value and
+    part level, and the asset's relations see that mean. Tested, it was flagged as a new departure (the holdout's
+    flatline: "noise 5.0 sigma above normal", flat readings, drift, T² and Q, after the run had been flagged for
+    hours), though the run was reported and the sensor is back. So it has no test of its own and its level counts
+    at the centre in T² and Q, as a sensor's missing window does; the window after it is the sensor's own readings,
+    tested in full: a sensor that comes back wrong is flagged one window later. Not while the level test holds a
+    departure: a sensor still away from normal, flat only now and then (SKAB's valve1/7: a closed valve's flow at
+    a few counts, a window in three flat), is not back, and each of its windows is tested as any other."""
+    returns = np.zeros(flagged.shape, bool)
+    returns[1:] = flagged[:-1] & ~is_flat[1:] & has_window[1:]
+    return returns & ~held
 
 
 class AssetModel:
@@ -820,23 +867,14 @@ def _score_batch(
     louder = rough_ratio > ratios[:, :, spread]
     ratios[:, :, spread] = np.where(louder, rough_ratio, ratios[:, :, spread])
     deviations[:, :, spread] = np.where(louder, rough_ratio * threshold, deviations[:, :, spread])
-    flats = joined("flat")
-    with np.errstate(invalid="ignore"):
-        sd = np.exp(X[:, level_columns + 1]) - _EPS
-        is_flat = np.isfinite(sd) & ((sd <= [flat["level"] for flat in flats]) | (X[:, level_columns + 3] >= 1.0))
-    longest = np.array([flat["run"] or 0 for flat in flats])
-    run = _flat_run(is_flat, longest)
-    has_run = longest > 0
-    ratios[:, has_run, repeats] = run[:, has_run] / longest[has_run]
-    deviations[:, has_run, repeats] = run[:, has_run]
-    # A value frozen part-way through the window: its repeated readings (models fitted before this test have none).
-    needed = np.array([flat.get("pairs", 0) for flat in flats], dtype=float)
-    tested = needed > 0
-    pairs = np.rint(np.nan_to_num(X[:, level_columns + 3]) * np.maximum(counts - 1, 0))
-    pair_ratio = np.where(tested, pairs / np.where(tested, needed, 1.0), 0.0)
-    louder = pair_ratio > ratios[:, :, repeats]
-    ratios[:, :, repeats] = np.where(louder, pair_ratio, ratios[:, :, repeats])
-    deviations[:, :, repeats] = np.where(louder, pairs, deviations[:, :, repeats])
+    flat_ratio, deviations[:, :, repeats], is_flat = _flat_test(X, counts, joined("flat"), level_columns)
+    ratios[:, :, repeats] = flat_ratio
+    # The window in which a flat run the model flagged ends, the level back (no departure held): the run's return
+    # to the sensor's readings, not a departure (see _flat_returns). No test of its own, nor its level in the
+    # asset's T² and Q.
+    returns = _flat_returns(flat_ratio >= 1, is_flat, np.isfinite(X[:, level_columns]), held)
+    ratios[returns] = 0.0
+    deviations[returns] = 0.0
     signs = np.where(deviations < 0, -1.0, 1.0)
     own = ratios.max(axis=2)
     contributions = ratios * signs * threshold[None, :, None]
@@ -850,6 +888,7 @@ def _score_batch(
         pca = p.get("pca")
         if pca is not None:
             data = np.nan_to_num(long[position][:, lo * n_features + np.asarray(pca["columns"], dtype=np.int64)])
+            data[returns[position, lo:hi][:, np.asarray(pca["columns"], dtype=np.int64) // n_features]] = 0.0
             loadings = np.asarray(pca["loadings"])
             projected = data @ loadings
             t2 = ((projected**2) / np.asarray(pca["eigenvalues"])).sum(axis=1)
@@ -870,6 +909,7 @@ def _score_batch(
                 asset_ratio,
                 mine_own,
                 deviations[position, lo:hi].reshape(rows, (hi - lo) * n_tests),
+                (flat_ratio >= 1)[position, lo:hi] & ~returns[position, lo:hi],
             )
         )
     return results

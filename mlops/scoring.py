@@ -20,6 +20,7 @@ from django.db.models import Q
 from mlops import registry
 from mlops.choices import UNKNOWN_DEPARTURE
 from mlops.features import (
+    BASELINE_WINDOWS,
     EPOCH,
     FEATURES,
     HISTORY_WINDOWS,
@@ -483,6 +484,9 @@ class NormalVerdict:
     score: float
     explanation: list[dict]
     kind: str
+    # The model flagged a flat run of the sensor within the supervised features' baseline (the BASELINE_WINDOWS
+    # windows before this one): see mlops.services.supervised_confirmed.
+    after_flat: bool = False
 
 
 # Within one_run: the normal model's frame and scores of each asset scored so far in the run, by the asset, the
@@ -677,13 +681,15 @@ def normal_verdicts(
         starts_us = np.array([to_us(item.start) for item in mine], dtype="datetime64[us]")
         spans_us = np.array([span_of(by_pk[item.sensor_pk].sampling_interval, window) for item in mine])
         rows = np.searchsorted(frame.slot_end, starts_us + spans_us, side="right") - 1
-        for item, row, start_us in zip(mine, rows.tolist(), starts_us, strict=True):
+        for item, row, start_us, span in zip(mine, rows.tolist(), starts_us, spans_us, strict=True):
             sensor = by_pk[item.sensor_pk]
             column = columns.get(sensor.sensor_id)
             if column is None or row < 0 or frame.slot_end[row] <= start_us:
                 continue
             ratio = float(scores.sensor_ratio[row, column])
             own = _own_ratio(limits, scores, row, column)
+            baseline = np.searchsorted(frame.slot_end, [start_us - span * BASELINE_WINDOWS, start_us], side="right")
+            after_flat = scores.flat is not None and bool(scores.flat[slice(*baseline), column].any())
             if row not in explained:
                 explained[row] = model.explain(scores, row)
             explanation = explained[row]
@@ -694,7 +700,7 @@ def normal_verdicts(
             ratio /= factor * max(sensor.threshold_factor, 0.1)
             score = float(ratio_score(ratio))
             if max(score, item.score) < threshold:
-                verdicts[(item.sensor_pk, item.start)] = NormalVerdict(ratio, score, [], UNKNOWN_DEPARTURE)
+                verdicts[(item.sensor_pk, item.start)] = NormalVerdict(ratio, score, [], UNKNOWN_DEPARTURE, after_flat)
                 continue
             kind = UNKNOWN_DEPARTURE
             if own >= 1:
@@ -709,7 +715,7 @@ def normal_verdicts(
                     explanation = (tests[:1] + [other for other in explanation if other != tests[0]])[:3]
                 kind = _kind(tests[0]) if tests else UNKNOWN_DEPARTURE
             verdicts[(item.sensor_pk, item.start)] = NormalVerdict(
-                ratio, score, _described(explanation, model.params), kind
+                ratio, score, _described(explanation, model.params), kind, after_flat
             )
     return verdicts
 

@@ -122,11 +122,13 @@ def _log_admin_action(user, message: str) -> None:
 # --- scoring ------------------------------------------------------------------
 
 
-# The normal model's ratio from which the supervised detector's probability counts in full.
+# The normal model's ratio from which the supervised detector's probability counts in full; while a flat run the
+# normal model flagged lies in the supervised features' baseline, a whole departure.
 SUPERVISED_CONFIRM_RATIO = 0.5
+SUPERVISED_CONFIRM_AFTER_FLAT = 1.0
 
 
-def supervised_confirmed(probability: float, normal_ratio: float | None) -> float:
+def supervised_confirmed(probability: float, normal_ratio: float | None, *, after_flat: bool = False) -> float:
     """The supervised detector's probability as it counts in a window's score, given the normal model's ratio.
 
     The supervised features are relative to the sensor's last 30 windows, so a fault stays in their baseline
@@ -135,10 +137,17 @@ def supervised_confirmed(probability: float, normal_ratio: float | None) -> floa
     (``normal_ratio`` not None), it must see at least half a departure for the probability to count in full;
     below, the probability is scaled down in proportion. Measured on bench/holdout.py: windows flagged after a
     flatline or gap ended 16 -> 1, every shape still found, median delay unchanged (16 min).
+
+    A flat run (``after_flat``: the normal model flagged one in those 30 windows) leaves the baseline's noise
+    near zero, so the sensor's own noise after it looks like a burst to the supervised features for up to 30
+    windows (the holdout's frozen value: 0.54 and 0.53, 7 and 127 minutes after it ended, with the normal model
+    at 0.6 and 0.54 of its threshold on the sensor's ordinary noise). Then the normal model must see a whole
+    departure for the probability to count in full.
     """
     if normal_ratio is None:
         return probability
-    return probability * min(1.0, max(normal_ratio, 0.0) / SUPERVISED_CONFIRM_RATIO)
+    needed = SUPERVISED_CONFIRM_AFTER_FLAT if after_flat else SUPERVISED_CONFIRM_RATIO
+    return probability * min(1.0, max(normal_ratio, 0.0) / needed)
 
 
 @dataclass
@@ -249,7 +258,11 @@ def _score(
     found = []
     for item in scored:
         verdict = verdicts.get((item.sensor_pk, item.start))
-        supervised = supervised_confirmed(item.score, verdict.ratio if verdict is not None else None)
+        supervised = supervised_confirmed(
+            item.score,
+            verdict.ratio if verdict is not None else None,
+            after_flat=verdict is not None and verdict.after_flat,
+        )
         normal_wins = verdict is not None and (champion is None or verdict.score > supervised)
         score = verdict.score if normal_wins else supervised
         if score < settings.ANOMALY_THRESHOLD:

@@ -199,3 +199,8 @@ def test_the_supervised_probability_counts_in_full_only_where_the_normal_model_s
     # Back to normal after a fault (the normal model sees nothing): the supervised echo falls below the threshold.
     assert supervised_confirmed(0.9, 0.1) < 0.5
     assert supervised_confirmed(0.9, 0.0) == 0.0
+    # After a flat run the normal model flagged (in the supervised baseline): the sensor's ordinary noise looks
+    # like a burst against the run's, so only a whole departure of the normal model lets the probability count.
+    assert supervised_confirmed(0.54, 0.6) == 0.54
+    assert supervised_confirmed(0.54, 0.6, after_flat=True) < 0.5
+    assert supervised_confirmed(0.9, 1.0, after_flat=True) == 0.9

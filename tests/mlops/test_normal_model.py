@@ -144,6 +144,50 @@ def test_an_exact_flatline_is_flagged_and_its_end_raises_nothing(week):
     assert not (scores.sensor_ratio[after] >= 1).any()
 
 
+@pytest.mark.parametrize("tail", [2, 5, 8])
+def test_the_window_a_flagged_flatline_ends_in_is_its_return_not_a_departure(week, tail):
+    # The holdout's flatline: the value held while the sensor's daily swing moved on, then back part-way through a
+    # window. That window holds the last `tail` held readings and the step back to the sensor's level (spread,
+    # peak-to-peak, repeated readings, a mean between the two): the run's return, not a new departure.
+    times, values, model = week
+    faulty = {**values, "temperature": values["temperature"].copy()}
+    start = BASELINE_DAYS * DAY + 2 * DAY + 2 * 60  # 02:00, as the swing rises fastest
+    end = start + LENGTH + tail  # the last held reading is the window's `tail`-th
+    faulty["temperature"][start:end] = np.median(values["temperature"][start - 60 : start])
+    assert abs(values["temperature"][end : end + 10].mean() - faulty["temperature"][end - 1]) > 2  # a step back
+    test, scores = scored(faulty, times, model)
+    minutes, _ = first_flag(test, scores, "temperature", start=start, length=LENGTH + tail, times=times)
+    assert minutes is not None and minutes <= 30
+    column = SENSORS.index("temperature")
+    last = int(np.flatnonzero(test.slot_start <= times[end - 1])[-1])  # the window the flatline ends in
+    assert scores.flat[last - 1, column] and scores.own_ratio[last - 1, column] >= 1  # flagged to its end
+    assert test.slot_end[last] > times[end]  # the return holds readings after the flatline
+    after = test.slot_end > times[end - 1]
+    assert not (scores.sensor_ratio[after] >= 1).any(), np.flatnonzero(after & (scores.ratio >= 1))
+    assert not (scores.ratio[after] >= 1).any()
+    assert not scores.flat[after].any()
+    # The same within the model's memory alone, as a scheduled run scores it.
+    stop = int(np.searchsorted(times, test.slot_end[last]))
+    alone = model.score(frame(times, faulty, stop - (MEMORY_WINDOWS + 1) * 10, stop))
+    assert alone.ratio[-1] == pytest.approx(scores.ratio[last])
+    assert np.allclose(alone.contributions[-1], scores.contributions[last])
+
+
+def test_a_sensor_still_away_from_normal_and_flat_now_and_then_is_flagged_in_every_window(week):
+    # SKAB's valve1/7: a closed valve's flow far below normal, at a few counts, a window in three flat. The window
+    # after a flat one is not a return while the level test holds the departure: each is flagged as before.
+    times, values, model = week
+    faulty = {**values, "flow": values["flow"].copy()}
+    faulty["flow"][ONSET : ONSET + LENGTH] -= 30
+    for first in range(ONSET, ONSET + LENGTH, 30):
+        faulty["flow"][first : first + 10] = faulty["flow"][first]
+    test, scores = scored(faulty, times, model)
+    column = SENSORS.index("flow")
+    during = (test.slot_start >= times[ONSET]) & (test.slot_end <= times[ONSET + LENGTH - 1])
+    assert scores.flat[during, column].any()
+    assert (scores.sensor_ratio[during, column] >= 1).all()
+
+
 @pytest.mark.parametrize("frozen", [3, 5, 7])
 def test_a_value_frozen_part_way_through_a_window_is_flagged_in_that_window(week, frozen):
     # The temperature (fine resolution) never repeats a reading in its baseline: its last `frozen` readings of a
