@@ -373,19 +373,33 @@ def wait_idle(timeout: float = 300) -> None:
 
 def measure(fleet: Fleet, *, arrivals: dict, live_start: datetime, mail: MailLog) -> dict:
     from django.db import connection
-    from django.db.models import Count, Max, Min
+    from django.db.models import Count, Max
 
     from mlops.models import Alert, Anomaly, ScoringRun
 
-    detection, by_kind, missed = [], {}, []
+    detection, by_kind, missed, each = [], {}, [], []
     for pk, fault in fleet.faults.items():
-        first = Anomaly.objects.filter(sensor_id=pk, end__gt=fault["onset"]).aggregate(first=Min("created_at"))["first"]
+        first = Anomaly.objects.filter(sensor_id=pk, end__gte=fault["onset"]).order_by("created_at").first()
+        # Where the fault's first reading falls in its window (0: the first of WINDOW readings).
+        position = int((fault["onset"].timestamp() // INTERVAL) % WINDOW)
         if first is None or pk not in arrivals:
             missed.append(fleet.ids[pk])
+            each.append({"sensor": fleet.ids[pk], "kind": fault["kind"], "position": position, "seconds": None})
             continue
-        seconds = first.timestamp() - arrivals[pk]
+        seconds = first.created_at.timestamp() - arrivals[pk]
         detection.append(seconds)
         by_kind.setdefault(fault["kind"], []).append(seconds)
+        each.append(
+            {
+                "sensor": fleet.ids[pk],
+                "kind": fault["kind"],
+                "position": position,
+                "seconds": round(seconds, 1),
+                # Found before its window ended (a frozen value's provisional anomaly, settled since).
+                "early": first.created_at < first.start + timedelta(seconds=INTERVAL * WINDOW),
+                "detector": first.detector,
+            }
+        )
 
     sent = mail.alert_mails()
     alerts = list(Alert.objects.filter(opened_at__gte=live_start).values("pk", "opened_at", "kind", "notify_state"))
@@ -435,6 +449,7 @@ def measure(fleet: Fleet, *, arrivals: dict, live_start: datetime, mail: MailLog
         "detection": summary(detection),
         "detection_by_kind": {kind: summary(values) for kind, values in by_kind.items()},
         "faults_missed": missed,
+        "faults_each": each,
         "mail": summary(mail_s),
         "alerts_opened": len(alerts),
         "alerts_by_kind": dict(
@@ -636,6 +651,13 @@ def report(result: dict) -> None:
     )
     for kind, values in result["detection_by_kind"].items():
         print(f"    {kind}: median {_s(values['median_s'])}, p95 {_s(values['p95_s'])} ({values['count']})")
+    early = sum(1 for item in result["faults_each"] if item.get("early"))
+    print(f"    found before their window ended (a frozen value's provisional anomaly): {early}")
+    for item in sorted(result["faults_each"], key=lambda item: (item["kind"], item["position"])):
+        how = ""
+        if item["seconds"] is not None:
+            how = f" ({item['detector']}{', before its window ended' if item['early'] else ''})"
+        print(f"      {item['kind']} at reading {item['position'] + 1} of its window: {_s(item['seconds'])}{how}")
     print(
         f"  alert opened -> mail received: median {_s(mail['median_s'])}, p95 {_s(mail['p95_s'])}, "
         f"max {_s(mail['max_s'])} ({mail['count']} alerts mailed of {result['alerts_opened']} opened "

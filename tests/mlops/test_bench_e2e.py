@@ -107,3 +107,8 @@ def test_the_e2e_bench_path_ingests_scores_alerts_and_mails_each_fault_once(
     assert figures["duplicate_anomalies"] == 0 and figures["duplicate_mails"] == 0
     assert figures["alerts_opened"] >= 1 and figures["alerts_unmailed"] == 0, figures
     assert figures["mail"]["count"] == figures["alerts_opened"]
+    # Each fault's own line: where it started in its window and when it was found (the report prints them).
+    assert sorted(item["kind"] for item in figures["faults_each"]) == sorted(f["kind"] for f in fleet.faults.values())
+    found = [item for item in figures["faults_each"] if item["seconds"] is not None]
+    assert len(found) == figures["detection"]["count"]
+    assert all(0 <= item["position"] < 10 and isinstance(item["early"], bool) for item in found)
