@@ -334,7 +334,10 @@ def _score(
                 severity=AlertSeverity.CRITICAL if highest >= 0.95 else AlertSeverity.WARNING,
                 title=f"{anomaly_title(anomaly)} on {anomaly.sensor.sensor_id} (score {anomaly.score:.2f})",
                 detail=f"{anomaly.model_name} v{anomaly.model_version} flagged {anomaly.start:%Y-%m-%d %H:%M} "
-                f"to {anomaly.end:%H:%M} UTC." + (f" Why: {anomaly_why(anomaly)}." if anomaly_why(anomaly) else ""),
+                f"to {anomaly.end:%H:%M} UTC"
+                + (" (the readings in so far; its window has not ended)" if anomaly.provisional else "")
+                + "."
+                + (f" Why: {anomaly_why(anomaly)}." if anomaly_why(anomaly) else ""),
                 anomaly=anomaly,
                 notify=False,
             )

@@ -56,6 +56,7 @@ def _found():
 
 def test_flagged_while_the_window_fills_and_every_cadence_ends_as_one_run(frozen):
     settings, sensor, needed = frozen
+    settings.ANOMALY_ALERT_THRESHOLD = settings.ANOMALY_THRESHOLD
     since = WINDOW_START - timedelta(minutes=30)
     _run(END + timedelta(minutes=1), since)
     once = _found()
@@ -70,6 +71,8 @@ def test_flagged_while_the_window_fills_and_every_cadence_ends_as_one_run(frozen
     first_seen = None
     now = since
     while now <= END + timedelta(minutes=1):
+        if first_seen is None:  # staff resolve what earlier windows raised: the frozen value opens its own alert
+            Alert.objects.update(status="resolved")
         _run(now, since)
         row = Anomaly.objects.filter(sensor=sensor, start=WINDOW_START).first()
         if row is not None and first_seen is None:
@@ -79,10 +82,14 @@ def test_flagged_while_the_window_fills_and_every_cadence_ends_as_one_run(frozen
             why = row.explanation["contributions"][0]
             assert (why["sensor"], why["feature"], why["deviation"]) == (sensor.sensor_id, "repeats", needed)
             assert "flat readings" in why["text"]
+            # It raised its alert (every anomaly does here), which says the window is still open.
+            alert = Alert.objects.get(sensor=sensor, anomaly=row)
+            assert "its window has not ended" in alert.detail
         if now == WINDOW_START + timedelta(minutes=10):  # the window ended: its full verdict replaced the row
             settled = Anomaly.objects.get(sensor=sensor, start=WINDOW_START)
             assert (settled.pk, settled.provisional) == (row.pk, False)
             assert (settled.end, settled.score) == (full.end, full.score)
+            assert Alert.objects.get(pk=alert.pk).anomaly_id == settled.pk  # the alert keeps its anomaly
         now += timedelta(minutes=1)
     assert first_seen == WINDOW_START + timedelta(minutes=3 + needed)
     # The same anomalies as one run over the range, none left provisional (the last window holds one reading).
