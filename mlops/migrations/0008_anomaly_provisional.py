@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mlops', '0007_alert_notify_next_at'),
-        ('sensors', '0004_usersites'),
+        ("mlops", "0007_alert_notify_next_at"),
+        ("sensors", "0004_usersites"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='anomaly',
-            name='provisional',
-            field=models.BooleanField(default=False, help_text="Raised before its window ended, on the readings in so far (a value frozen part-way); replaced by the window's full verdict once it is scored, or removed if that verdict is normal."),
+            model_name="anomaly",
+            name="provisional",
+            field=models.BooleanField(
+                default=False,
+                help_text="Raised before its window ended, on the readings in so far (a value frozen part-way); replaced by the window's full verdict once it is scored, or removed if that verdict is normal.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='anomaly',
-            index=models.Index(condition=models.Q(('provisional', True)), fields=['sensor'], name='anomaly_provisional_idx'),
+            model_name="anomaly",
+            index=models.Index(
+                condition=models.Q(("provisional", True)), fields=["sensor"], name="anomaly_provisional_idx"
+            ),
         ),
     ]

@@ -49,9 +49,8 @@ def _run(now, since):
 
 
 def _found():
-    return set(
-        Anomaly.objects.values_list("sensor__sensor_id", "start", "end", "score", "kind", "model_version", "provisional")
-    )
+    fields = ("sensor__sensor_id", "start", "end", "score", "kind", "model_version", "provisional")
+    return set(Anomaly.objects.values_list(*fields))
 
 
 def test_flagged_while_the_window_fills_and_every_cadence_ends_as_one_run(frozen):
@@ -97,7 +96,7 @@ def test_flagged_while_the_window_fills_and_every_cadence_ends_as_one_run(frozen
 
 
 def test_a_provisional_anomaly_the_full_window_does_not_confirm_is_removed(frozen):
-    settings, sensor, needed = frozen
+    _settings, sensor, needed = frozen
     since = WINDOW_START - timedelta(minutes=30)
     flagged_at = WINDOW_START + timedelta(minutes=3 + needed)
     _run(flagged_at, since)
@@ -110,7 +109,7 @@ def test_a_provisional_anomaly_the_full_window_does_not_confirm_is_removed(froze
 
 
 def test_early_flags_can_be_turned_off(frozen):
-    settings, sensor, needed = frozen
+    settings, sensor, _needed = frozen
     settings.SCORING_EARLY_FLATS = False
     since = WINDOW_START - timedelta(minutes=30)
     _run(WINDOW_START + timedelta(minutes=9), since)
