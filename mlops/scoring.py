@@ -762,15 +762,18 @@ def early_flats(
         column = params["sensors"].index(sensor.sensor_id)
         needed = params["flat"][column].get("pairs", 0)
         if needed > 0:
-            plans[sensor.pk] = (sensor, asset, params, needed)
-            starts[sensor.pk] = unscored[sensor.pk]
+            plans[sensor.pk] = (sensor, asset, params, needed, params["flat"][column]["level"])
+            # From the window before: see below.
+            starts[sensor.pk] = unscored[sensor.pk] - timedelta(seconds=sensor.sampling_interval * window)
     if not plans:
         return []
     found = []
     for item in _run_series(sensors=[plan[0] for plan in plans.values()], starts=starts, until=until):
-        sensor, asset, params, needed = plans[item.sensor_pk]
+        sensor, asset, params, needed, flat_level = plans[item.sensor_pk]
         span = span_of(sensor.sampling_interval, window)
         begin = EPOCH + span * int(slot_of(item.times[-1:], span)[0])
+        if begin < to_us(unscored[item.sensor_pk]):  # the newest window was scored already
+            continue
         # Counted as the window's own test counts them (mlops.normal._sensor_windows): a reading equal to the one
         # before it in the same window.
         values = item.values[item.times >= begin].astype(np.float64)
@@ -778,6 +781,15 @@ def early_flats(
         ratio = pairs / needed / (max(asset.threshold_factor, 0.1) * max(sensor.threshold_factor, 0.1))
         score = float(ratio_score(ratio))
         if ratio < 1 or score < settings.ANOMALY_THRESHOLD:
+            continue
+        # Not where the window before was flagged by the flat tests (its repeated readings, or flat): these repeats
+        # may be the tail of that run, and the window where a flagged flat run ends is its return, which the full
+        # verdict does not flag (mlops.normal._flat_returns): an early flag there would be taken back. A value that
+        # stays frozen is flagged when the window ends, as the run's next flat window.
+        previous = item.values[(item.times >= begin - span) & (item.times < begin)].astype(np.float64)
+        if len(previous) > 1 and (
+            np.count_nonzero(np.diff(previous) == 0) >= needed or float(np.std(previous)) <= flat_level
+        ):
             continue
         z = round(pairs / needed * params["thresholds"]["z"], 2)
         why = [{"sensor": sensor.sensor_id, "feature": "repeats", "z": z, "deviation": float(pairs)}]

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from mlops.models import Alert, Anomaly, ScoringWatermark
+from mlops.models import Alert, Anomaly, ScoringRun, ScoringWatermark
 from mlops.scoring import clear_model_cache, normal_champion
 from mlops.services import readings_score_pending
 from readings.models import Reading
@@ -33,9 +33,15 @@ def frozen(mlflow_settings):
         if 0 < pairs <= 6:
             candidates.append((sensor, pairs))
     assert candidates, "no seeded sensor has the repeated-readings test"
-    sensor, needed = candidates[0]
+    # One the models find normal in the hour before (not on a degrading asset): what it shows next is the freeze.
+    _run(WINDOW_START, WINDOW_START - timedelta(hours=1))
+    flagged = set(Anomaly.objects.values_list("sensor_id", flat=True))
+    sensor, needed = next((sensor, pairs) for sensor, pairs in candidates if sensor.pk not in flagged)
+    for model in (Anomaly, Alert, ScoringWatermark, ScoringRun):
+        model.objects.all().delete()
     frozen_from = WINDOW_START + timedelta(minutes=2)
     value = Reading.objects.get(sensor=sensor, time=frozen_from).value
+    mlflow_settings.ORIGINAL_READINGS = list(Reading.objects.filter(sensor=sensor, time__gte=frozen_from))
     assert Reading.objects.filter(sensor=sensor, time__gte=frozen_from).update(value=value) > 50
     return mlflow_settings, sensor, needed
 
@@ -116,3 +122,28 @@ def test_early_flags_can_be_turned_off(frozen):
     assert not Anomaly.objects.filter(sensor=sensor, start=WINDOW_START).exists()
     _run(WINDOW_START + timedelta(minutes=10), since)
     assert not Anomaly.objects.get(sensor=sensor, start=WINDOW_START).provisional
+
+
+def test_no_early_flag_where_a_reported_flat_run_ends(frozen):
+    """The window where a flagged flat run ends is its return (mlops.normal._flat_returns), never flagged in full:
+    its repeated readings so far (the run's tail) must not raise a provisional anomaly to be taken back."""
+    settings, sensor, needed = frozen
+    # Frozen from 23:02, the sensor's own readings again once the window from 23:30 holds needed + 1 repeats.
+    back = WINDOW_START + timedelta(minutes=32 + needed)
+    originals = [reading for reading in settings.ORIGINAL_READINGS if reading.time >= back]
+    Reading.objects.bulk_update(originals, ["value"])
+    since = WINDOW_START - timedelta(minutes=30)
+    _run(END + timedelta(minutes=1), since)
+    once = _found()
+    flagged = set(Anomaly.objects.filter(sensor=sensor).values_list("start", flat=True))
+    assert {WINDOW_START + timedelta(minutes=m) for m in (0, 10, 20)} <= flagged  # the run is reported
+    assert WINDOW_START + timedelta(minutes=30) not in flagged  # its return is not
+    Anomaly.objects.all().delete()
+    ScoringWatermark.objects.all().delete()
+
+    now = since
+    while now <= END + timedelta(minutes=1):
+        _run(now, since)
+        assert not Anomaly.objects.filter(sensor=sensor, start=WINDOW_START + timedelta(minutes=30)).exists(), now
+        now += timedelta(minutes=1)
+    assert _found() == once
