@@ -98,9 +98,12 @@ def test_scoring_loads_the_arrays_logged_with_the_champion_and_skops_only_for_ol
             skops_trusted_types=["sklearn.tree._tree.Tree"],
         )
     older = mlflow.register_model(info.model_uri, f"{mlflow_settings.MLFLOW_MODEL_PREFIX}-older")
-    loaded = scoring._load(older.name, str(older.version))
-    assert type(loaded.model) is RandomForestClassifier
-    assert np.array_equal(_probabilities(loaded.model, X), model.predict_proba(X))
+    try:
+        loaded = scoring._load(older.name, str(older.version))
+        assert type(loaded.model) is RandomForestClassifier
+        assert np.array_equal(_probabilities(loaded.model, X), model.predict_proba(X))
+    finally:  # the session's MLflow server is shared: later tests list the registered models of the prefix
+        registry.client().delete_registered_model(older.name)
 
 
 @pytest.mark.django_db
