@@ -6,7 +6,7 @@ numeric arrays, which a scoring process loads with ``numpy.load(allow_pickle=Fal
 from the file, and it needs neither skops (whose import lists every public type of scikit-learn, numpy and
 scipy: about 4 s of each scoring process's start) nor scikit-learn. ``Forest.predict_proba`` walks the trees as
 scikit-learn's ``Tree.apply`` does (float32 features, NaN to the side each node learnt) and adds the leaves' class
-fractions tree by tree, as ``mlops.scoring._probabilities`` does: the same numbers, bit for bit.
+fractions tree by tree, as ``probabilities`` does: the same numbers, bit for bit.
 """
 
 from __future__ import annotations
@@ -27,6 +27,29 @@ def exportable(model) -> bool:
     from sklearn.ensemble import RandomForestClassifier
 
     return type(model) is RandomForestClassifier and model.n_outputs_ == 1 and hasattr(model, "estimators_")
+
+
+def probabilities(model, X) -> np.ndarray:
+    """``model.predict_proba(X)``, the same numbers; for a random forest without joblib's dispatch of each tree.
+
+    A scheduled run predicts a few hundred rows per type with 100 trees: sklearn's Parallel wraps every tree's
+    call in a copy of the configuration and warning filters, 85 % of predict_proba there (training's out-of-fold
+    predictions pay it too). This is its sequential path (n_jobs 1, as the detectors are stored): each tree's
+    class fractions added in the forest's order, then divided by the number of trees (``tests/mlops/test_forest.py``
+    and ``test_scoring_fleet.py`` check it bit for bit). A ``Forest`` (the arrays) gives the same numbers.
+    """
+    if isinstance(model, Forest):
+        return model.predict_proba(X)
+    from sklearn.ensemble import RandomForestClassifier
+
+    if type(model) is not RandomForestClassifier or model.n_outputs_ != 1:
+        return model.predict_proba(X)
+    X = model._validate_X_predict(X)  # the forest's own check: features by name, float32
+    total = np.zeros((X.shape[0], model.n_classes_), dtype=np.float64)
+    for tree in model.estimators_:
+        total += tree.tree_.predict(X)[:, : tree.n_classes_]
+    total /= len(model.estimators_)
+    return total
 
 
 def forest_bytes(model) -> bytes:

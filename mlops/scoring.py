@@ -17,7 +17,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Q
 
-from mlops import registry
+from mlops import forest, registry
 from mlops.choices import UNKNOWN_DEPARTURE
 from mlops.features import (
     BASELINE_WINDOWS,
@@ -431,7 +431,7 @@ def score_windows(
     import pandas as pd
 
     X = pd.DataFrame(windows.X[wanted], columns=list(FEATURES))
-    probabilities = _probabilities(champion.model, X)[:, 1] if champion is not None else np.zeros(len(X))
+    probabilities = forest.probabilities(champion.model, X)[:, 1] if champion is not None else np.zeros(len(X))
     return Scoring(
         champion,
         [
@@ -442,30 +442,6 @@ def score_windows(
         ],
         scored_until,
     )
-
-
-def _probabilities(model, X) -> np.ndarray:
-    """``model.predict_proba(X)``, the same numbers; for a random forest without joblib's dispatch of each tree.
-
-    A scheduled run predicts a few hundred rows per type with 100 trees: sklearn's Parallel wraps every tree's
-    call in a copy of the configuration and warning filters, 85 % of predict_proba there. This is its sequential
-    path (n_jobs 1, as the detectors are trained): each tree's class fractions added in the forest's order, then
-    divided by the number of trees (``tests/mlops/test_scoring_probabilities.py`` checks it bit for bit).
-    """
-    from mlops.forest import Forest
-
-    if isinstance(model, Forest):  # the same numbers, without scikit-learn (see mlops.forest)
-        return model.predict_proba(X)
-    from sklearn.ensemble import RandomForestClassifier
-
-    if type(model) is not RandomForestClassifier or model.n_outputs_ != 1:
-        return model.predict_proba(X)
-    X = model._validate_X_predict(X)  # the forest's own check: features by name, float32
-    total = np.zeros((X.shape[0], model.n_classes_), dtype=np.float64)
-    for tree in model.estimators_:
-        total += tree.tree_.predict(X)[:, : tree.n_classes_]
-    total /= len(model.estimators_)
-    return total
 
 
 # The normal model's ratio (departure over threshold) as a score on the supervised model's 0..1 scale: ratio 1.0

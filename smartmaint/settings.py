@@ -498,6 +498,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 TRAINING_TIME_LIMIT = env.int("TRAINING_TIME_LIMIT", default=4 * 3600)
+# Threads that grow a supervised detector's trees (scikit-learn's n_jobs for fitting). 0: one per CPU this process
+# may use. The trees are the same for any number (each tree's seed is drawn before they are shared out), and
+# predictions always add the trees in one order, so the model and its scores do not depend on it.
+TRAINING_JOBS = env.int("TRAINING_JOBS", default=0)
 # Queues per kind of work, so that a retraining never delays scoring or mail: a worker serves the queues it is
 # given (`celery -A smartmaint worker -Q scoring`), several workers on several machines share a queue.
 CELERY_TASK_DEFAULT_QUEUE = "default"

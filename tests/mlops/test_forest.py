@@ -11,7 +11,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from mlops import forest, registry, scoring
 from mlops.features import FEATURES
-from mlops.scoring import _probabilities
+from mlops.forest import probabilities
 
 
 def _fitted(classes: int, seed: int = 7) -> tuple[RandomForestClassifier, np.random.Generator]:
@@ -34,7 +34,7 @@ def test_the_arrays_predict_the_forests_probabilities_bit_for_bit(classes):
     new.iloc[::29, 5] = np.nan
     expected = model.predict_proba(new)
     assert np.array_equal(arrays.predict_proba(new), expected)
-    assert np.array_equal(_probabilities(arrays, new), expected)
+    assert np.array_equal(probabilities(arrays, new), expected)
     assert list(arrays.classes_) == list(model.classes_)
     with pytest.raises(ValueError, match="feature names"):
         arrays.predict_proba(new[list(reversed(FEATURES))])
@@ -101,7 +101,7 @@ def test_scoring_loads_the_arrays_logged_with_the_champion_and_skops_only_for_ol
     try:
         loaded = scoring._load(older.name, str(older.version))
         assert type(loaded.model) is RandomForestClassifier
-        assert np.array_equal(_probabilities(loaded.model, X), model.predict_proba(X))
+        assert np.array_equal(probabilities(loaded.model, X), model.predict_proba(X))
     finally:  # the session's MLflow server is shared: later tests list the registered models of the prefix
         registry.client().delete_registered_model(older.name)
 

@@ -8,7 +8,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlops.features import FEATURES
-from mlops.scoring import _probabilities, lookback_starts, one_run
+from mlops.forest import probabilities
+from mlops.scoring import lookback_starts, one_run
 from sensors.models import Sensor
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,6 @@ def test_probabilities_are_predict_proba_bit_for_bit(classes):
     forest = RandomForestClassifier(n_estimators=30, class_weight="balanced_subsample", random_state=1, n_jobs=1)
     forest.fit(X, y)
     new = pd.DataFrame(rng.normal(size=(123, len(FEATURES))) * 3, columns=list(FEATURES))
-    assert np.array_equal(_probabilities(forest, new), forest.predict_proba(new))
+    assert np.array_equal(probabilities(forest, new), forest.predict_proba(new))
     other = LogisticRegression().fit(X.fillna(0), y)  # any other model: its own predict_proba
-    assert np.array_equal(_probabilities(other, new), other.predict_proba(new))
+    assert np.array_equal(probabilities(other, new), other.predict_proba(new))
