@@ -218,69 +218,93 @@ def _own_windows(series: list[Series], window: int) -> _Own:
     )
 
 
-def _baseline(own: _Own) -> np.ndarray:
-    """Which of each window's previous BASELINE_WINDOWS rows are its baseline (windows x BASELINE_WINDOWS, bool).
+def _baseline(own: _Own, rows: np.ndarray) -> np.ndarray:
+    """Which of each window's previous BASELINE_WINDOWS rows are its baseline (windows x BASELINE_WINDOWS, bool),
+    for the windows ``rows`` (indices); the others' are left False.
 
     The baseline is the sensor's windows of the previous BASELINE_WINDOWS slots (by time: a gap shortens it).
     A sensor has one window per slot, so they are among its previous BASELINE_WINDOWS rows; column j stands
     for row i - BASELINE_WINDOWS + j, so the used cells of a row are its last ones.
     """
-    n = len(own.slot)
-    used = np.empty((n, BASELINE_WINDOWS), dtype=bool)
+    used = np.zeros((len(own.slot), BASELINE_WINDOWS), dtype=bool)
     back = np.arange(-BASELINE_WINDOWS, 0)[None, :]
     step = max(1, _CHUNK_CELLS // BASELINE_WINDOWS)
-    for first in range(0, n, step):
-        rows = np.arange(first, min(first + step, n))
-        index = rows[:, None] + back
+    for first in range(0, len(rows), step):
+        part = rows[first : first + step]
+        index = part[:, None] + back
         clipped = np.clip(index, 0, None)
-        used[rows] = (
+        used[part] = (
             (index >= 0)
-            & (own.series[clipped] == own.series[rows][:, None])
-            & (own.slot[clipped] >= (own.slot[rows] - BASELINE_WINDOWS)[:, None])
+            & (own.series[clipped] == own.series[part][:, None])
+            & (own.slot[clipped] >= (own.slot[part] - BASELINE_WINDOWS)[:, None])
         )
     return used
 
 
-def _baseline_medians(columns: list[np.ndarray], used: np.ndarray) -> list[np.ndarray]:
-    """Per column and row i: the median of the column over row i's baseline rows (``used``), or its own value
-    where that is empty.
+def _baseline_medians(columns: list[np.ndarray], used: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """Per column and row i of ``rows`` (indices): the median of the column over row i's baseline rows (``used``),
+    or its own value where that is empty; NaN for the other rows.
 
     The baselines fit one (rows x BASELINE_WINDOWS) matrix, sorted per row with the unused cells last.
     """
-    n = len(used)
-    out = [np.empty(n) for _ in columns]
+    out = [np.full(len(used), np.nan) for _ in columns]
     back = np.arange(-BASELINE_WINDOWS, 0)[None, :]
     step = max(1, _CHUNK_CELLS // BASELINE_WINDOWS)
-    for first in range(0, n, step):
-        rows = np.arange(first, min(first + step, n))
-        index = rows[:, None] + back
-        taken = used[rows]
+    for first in range(0, len(rows), step):
+        part = rows[first : first + step]
+        index = part[:, None] + back
+        taken = used[part]
         empty = ~taken.any(axis=1)
         taken[empty, -1] = True  # the row itself stands in for a missing baseline
-        index[empty, -1] = rows[empty]
+        index[empty, -1] = part[empty]
         index = np.where(taken, index, -1)
         count = taken.sum(axis=1)
-        local = np.arange(len(rows))
+        local = np.arange(len(part))
         low, high = (count - 1) // 2, count // 2
         for values, median in zip(columns, out, strict=True):
             matrix = np.append(values, np.inf)[index]  # unused cells (-1) read +inf
             matrix.sort(axis=1)
-            median[rows] = (matrix[local, low] + matrix[local, high]) / 2
+            median[part] = (matrix[local, low] + matrix[local, high]) / 2
     return out
 
 
-def build_windows(series: list[Series], *, window: int) -> Windows:
-    """Windows of every series; peers are the other series of the same type and peer group, matched by time."""
+def build_windows(series: list[Series], *, window: int, since: dict[int, int] | None = None) -> Windows:
+    """Windows of every series; peers are the other series of the same type and peer group, matched by time.
+
+    ``since``: only the windows of the series whose sensor pk is in it, from that window number (slot) on, with
+    the very features they get without it; the others' windows are read as history and peers only. A scheduled
+    run scores one window per sensor out of the HISTORY_WINDOWS + 1 it reads: the baselines' medians (most of
+    this function's time) are taken only where the windows scored depend on them, the windows of the last
+    BASELINE_WINDOWS slots before them (their levels) and the peers' at their time.
+    """
     own = _own_windows(series, window)
     n = len(own.slot)
-    used = _baseline(own)
+    spans = np.array([span_of(item.interval, window).astype(np.int64) for item in series], dtype=np.int64)
+    row_spans = spans[own.series]
+    ends = own.slot * row_spans + row_spans  # the window's fixed end, in microseconds from EPOCH
+    if since is None:
+        keep = np.ones(n, dtype=bool)
+        needed = np.arange(n)
+    else:
+        unwanted = np.iinfo(np.int64).max
+        first = np.array([since.get(item.sensor_pk, unwanted) for item in series], dtype=np.int64)
+        keep = own.slot >= first[own.series]
+        # A window kept depends on the windows of its sensor's previous BASELINE_WINDOWS slots (they start after
+        # its start minus BASELINE_WINDOWS spans) and on its peers' windows ending after its end minus the longer
+        # span (see _peer_medians): all end after the earliest start kept minus BASELINE_WINDOWS of their spans.
+        earliest = (ends - row_spans)[keep].min() if keep.any() else np.iinfo(np.int64).max
+        needed = np.flatnonzero(ends > earliest - BASELINE_WINDOWS * row_spans)
+    kept = np.flatnonzero(keep)
+    used = _baseline(own, needed)
     has_history = used.any(axis=1)
     means = own.mean
-    usual_mean, usual_std, usual_jump, usual_flat = _baseline_medians([means, own.std, own.jump, own.flat_share], used)
+    usual_mean, usual_std, usual_jump, usual_flat = _baseline_medians(
+        [means, own.std, own.jump, own.flat_share], used, needed
+    )
     level = means - usual_mean
     # From the latest window of the baseline period (none: no change to speak of).
     change = np.where(has_history, means - np.concatenate([means[:1], means[:-1]]), 0.0)
-    usual_level, usual_change = _baseline_medians([np.abs(level), np.abs(change)], used)
+    usual_level, usual_change = _baseline_medians([np.abs(level), np.abs(change)], used, kept)
     log_spread = np.log((own.std + _EPS) / (usual_std + _EPS))
     jump_ratio = own.jump / (usual_jump + _EPS)
     level_z = level / (usual_level + 1e-3)
@@ -288,8 +312,6 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
     flat_excess = own.flat_share - usual_flat
     del used
 
-    spans = np.array([span_of(item.interval, window).astype(np.int64) for item in series], dtype=np.int64)
-    ends = own.slot * spans[own.series] + spans[own.series]  # the window's fixed end, in microseconds from EPOCH
     # Peers (see _peer_medians for how they are matched by time): the other sensors of the same type and the same
     # peer group (Series.peer_group: the asset's site and machine model); a sensor without a group (None: the
     # only one of its type in its group, or series built without one) has every other sensor of its type.
@@ -305,11 +327,13 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
     )
     window_type, window_group = type_of[own.series], group_of[own.series]
     peer_level, peer_change = np.zeros(n), np.zeros(n)
+    in_needed = np.zeros(n, dtype=bool)
+    in_needed[needed] = True
     for scope, key in [(window_type, value) for value in np.unique(window_type)] + [
         (window_group, value) for value in np.unique(window_group[window_group >= 0])
     ]:
-        rows = np.flatnonzero(scope == key)
-        wanted = window_group[rows] == -1 if scope is window_type else np.ones(len(rows), dtype=bool)
+        rows = np.flatnonzero((scope == key) & in_needed)
+        wanted = (window_group[rows] == -1 if scope is window_type else np.ones(len(rows), dtype=bool)) & keep[rows]
         if wanted.any():
             peer_level[rows[wanted]], peer_change[rows[wanted]] = _peer_medians(
                 own.series[rows], ends[rows], spans[own.series[rows]], level[rows], change[rows], wanted
@@ -335,18 +359,19 @@ def build_windows(series: list[Series], *, window: int) -> Windows:
             }[name]
             for name in FEATURES
         ]
-    ).reshape(-1, len(FEATURES))
+    ).reshape(-1, len(FEATURES))[kept]
     pks = np.array([item.sensor_pk for item in series], dtype=np.int64)
     types = np.empty(len(series), dtype=object)
     types[:] = [item.sensor_type for item in series]
+    whose = own.series[kept]
     return Windows(
-        sensor_pk=pks[own.series],
-        sensor_type=types[own.series],
-        start=own.start,
-        end=own.end,
+        sensor_pk=pks[whose],
+        sensor_type=types[whose],
+        start=own.start[kept],
+        end=own.end[kept],
         X=X,
-        slot=own.slot,
-        slot_start=EPOCH + (ends - spans[own.series]).astype("timedelta64[us]"),
+        slot=own.slot[kept],
+        slot_start=EPOCH + (ends[kept] - row_spans[kept]).astype("timedelta64[us]"),
     )
 
 

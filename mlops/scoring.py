@@ -369,7 +369,7 @@ def score_windows(
     first_slot = {sensor.pk: _first_slot(since[sensor.pk], spans[sensor.pk]) for sensor in sensors}
     everyone, starts = lookback_starts(sensors=sensors, since=since, window=window)
     series = _run_series(sensors=everyone, starts=starts, until=until)
-    windows = build_windows(series, window=window)
+    windows = build_windows(series, window=window, since=first_slot)  # the features of the windows to score
 
     until_us, late_us = to_us(until), to_us(until - grace)
     spans_all = {sensor.pk: span_of(sensor.sampling_interval, window) for sensor in everyone}

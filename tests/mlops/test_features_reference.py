@@ -165,6 +165,32 @@ def test_vectorised_features_equal_a_window_by_window_computation(seed, interval
     assert list(zip(windows.sensor_pk.tolist(), windows.slot.tolist(), strict=True)) == order
 
 
+@pytest.mark.parametrize(
+    ("seed", "intervals", "window", "groups"),
+    [(2, (60,), 10, True), (3, (30, 60, 120), 10, False), (4, (60, 3600), 10, True), (5, (1, 2), 6, True)],
+)
+def test_windows_asked_from_a_slot_on_get_the_very_features_of_all_windows(seed, intervals, window, groups):
+    """What a scheduled run asks (build_windows ``since``): some sensors' windows from a slot on, the rest history."""
+    fleet = random_fleet(seed, sensors=12 if groups else 9, intervals=intervals, groups=groups)
+    full = build_windows(fleet, window=window)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        since = {}
+        for item in fleet[: len(fleet) // 2 + int(rng.integers(0, len(fleet) // 2))]:
+            slots = full.slot[full.sensor_pk == item.sensor_pk]
+            if len(slots):  # from a late window of the sensor (the newest, in a scheduled run) or an earlier one
+                since[item.sensor_pk] = int(slots[-int(rng.integers(1, min(len(slots), 80) + 1))])
+        part = build_windows(fleet, window=window, since=since)
+        expected = np.array([full.slot[i] >= since.get(int(pk), 1 << 62) for i, pk in enumerate(full.sensor_pk)])
+        assert 0 < len(part) == int(expected.sum()) < len(full)
+        assert np.array_equal(part.sensor_pk, full.sensor_pk[expected])
+        assert np.array_equal(part.slot, full.slot[expected])
+        assert np.array_equal(part.slot_start, full.slot_start[expected])
+        assert np.array_equal(part.start, full.start[expected]) and np.array_equal(part.end, full.end[expected])
+        assert np.array_equal(part.X, full.X[expected])  # bit for bit, NaN nowhere
+    assert len(build_windows(fleet, window=window, since={})) == 0
+
+
 def test_no_series_and_series_without_windows():
     assert len(build_windows([], window=10)) == 0
     fleet = random_fleet(7, sensors=2)
