@@ -37,7 +37,7 @@ plain loop per window, bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -64,6 +64,8 @@ BASELINE_WINDOWS = 30
 HISTORY_WINDOWS = 2 * BASELINE_WINDOWS + 1
 # The fixed origin of every sensor's windows.
 EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
+_EPOCH_AWARE = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 # Readings per window, by default.
 WINDOW = 10
 _EPS = 1e-6
@@ -126,13 +128,24 @@ class Windows:
 
 
 def to_us(moment: datetime) -> np.datetime64:
-    """An aware datetime as the naive UTC microseconds every Series and Windows holds."""
-    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+    """An aware datetime as the naive UTC microseconds every Series and Windows holds.
+
+    By integer microseconds from the epoch: a scoring run converts thousands, and this takes a third of the time
+    of ``astimezone``, ``replace`` and numpy's parsing of a datetime (the same value, in any time zone)."""
+    return np.datetime64((moment - _EPOCH_AWARE) // _MICROSECOND, "us")
 
 
 def to_aware(moment: np.datetime64) -> datetime:
     """The other way: naive UTC (any numpy unit) as an aware datetime."""
-    return moment.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+    return _EPOCH_AWARE + timedelta(microseconds=int(moment.astype("datetime64[us]").astype(np.int64)))
+
+
+def to_aware_list(moments: np.ndarray) -> list[datetime]:
+    """``to_aware`` of each of ``moments`` (an array of naive UTC times), at once."""
+    return [
+        _EPOCH_AWARE + timedelta(microseconds=value)
+        for value in moments.astype("datetime64[us]").astype(np.int64).tolist()
+    ]
 
 
 def span_of(interval: int, window: int) -> np.timedelta64:

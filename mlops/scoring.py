@@ -29,6 +29,7 @@ from mlops.features import (
     slot_of,
     span_of,
     to_aware,
+    to_aware_list,
     to_us,
 )
 from mlops.selectors import sensor_peer_groups, sensor_series
@@ -435,9 +436,13 @@ def score_windows(
     return Scoring(
         champion,
         [
-            ScoredWindow(int(pk), to_aware(s), to_aware(e), float(p))
-            for pk, s, e, p in zip(
-                windows.sensor_pk[wanted], windows.slot_start[wanted], windows.end[wanted], probabilities, strict=True
+            ScoredWindow(pk, start, end, p)
+            for pk, start, end, p in zip(
+                windows.sensor_pk[wanted].tolist(),
+                to_aware_list(windows.slot_start[wanted]),
+                to_aware_list(windows.end[wanted]),
+                probabilities.tolist(),
+                strict=True,
             )
         ],
         scored_until,
