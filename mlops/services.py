@@ -477,10 +477,13 @@ def _watermarks_advance(scored_until: dict[int, datetime]) -> None:
     for pk, moment in scored_until.items():
         by_moment.setdefault(moment, []).append(pk)
     now = timezone.now()
+    moved = 0
     for moment, pks in by_moment.items():
-        ScoringWatermark.objects.filter(sensor_id__in=pks, scored_until__lt=moment).update(
+        moved += ScoringWatermark.objects.filter(sensor_id__in=pks, scored_until__lt=moment).update(
             scored_until=moment, updated_at=now
         )
+    if moved == len(scored_until):  # every mark was there and behind (a scheduled run, as a rule): none to create
+        return
     current = set(ScoringWatermark.objects.filter(sensor_id__in=list(scored_until)).values_list("sensor_id", flat=True))
     ScoringWatermark.objects.bulk_create(
         [
