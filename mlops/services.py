@@ -201,8 +201,6 @@ def readings_score_pending(
     ``mlops.scoring.score_windows``), so runs at any cadence find the same anomalies as one run over the whole
     range; ``now`` defaults to the current time.
     """
-    from mlops.models import ScoringWatermark
-
     now = now or timezone.now()
     since = since or now - timedelta(hours=settings.SCORING_FIRST_RUN_HOURS)
     with transaction.atomic():
@@ -210,17 +208,17 @@ def readings_score_pending(
         # the same windows twice: each claims the sensors no other run holds (row locks, SKIP LOCKED) until it
         # has stored their anomalies and moved their watermarks. FOR NO KEY UPDATE: ingest's foreign-key checks
         # (KEY SHARE) on the same rows are not blocked. Other databases (SQLite: one writer) score them all.
+        # With each claimed sensor's watermark, in the same statement (only the sensors' rows are locked).
         pks = [sensor.pk for sensor in sensors]
-        claimed = set(
-            Sensor.objects.select_for_update(skip_locked=True, no_key=True)
+        marks = dict(
+            Sensor.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
             .filter(pk__in=pks)
-            .values_list("pk", flat=True)
+            .values_list("pk", "scoring_watermark__scored_until")
         )
-        mine = [sensor for sensor in sensors if sensor.pk in claimed]
+        mine = [sensor for sensor in sensors if sensor.pk in marks]
         if not mine:
             return ScoreResult("", "", 0, [], models="", busy=len(sensors))
-        marks = dict(ScoringWatermark.objects.filter(sensor__in=claimed).values_list("sensor_id", "scored_until"))
-        starts = {sensor.pk: marks.get(sensor.pk, since) for sensor in mine}
+        starts = {sensor.pk: marks[sensor.pk] or since for sensor in mine}
         result = _score(sensors=mine, since=starts, until=now, window=window, advance=True, mail=False)
         result.busy = len(sensors) - len(mine)
     # Mailed once the claim is released and the anomalies committed (a run elsewhere sees the alerts then).
