@@ -296,8 +296,7 @@ def build_windows(series: list[Series], *, window: int, since: dict[int, int] | 
     row_spans = spans[own.series]
     ends = own.slot * row_spans + row_spans  # the window's fixed end, in microseconds from EPOCH
     if since is None:
-        keep = np.ones(n, dtype=bool)
-        needed = np.arange(n)
+        keep = in_needed = np.ones(n, dtype=bool)
     else:
         unwanted = np.iinfo(np.int64).max
         first = np.array([since.get(item.sensor_pk, unwanted) for item in series], dtype=np.int64)
@@ -305,9 +304,9 @@ def build_windows(series: list[Series], *, window: int, since: dict[int, int] | 
         # A window kept depends on the windows of its sensor's previous BASELINE_WINDOWS slots (they start after
         # its start minus BASELINE_WINDOWS spans) and on its peers' windows ending after its end minus the longer
         # span (see _peer_medians): all end after the earliest start kept minus BASELINE_WINDOWS of their spans.
-        earliest = (ends - row_spans)[keep].min() if keep.any() else np.iinfo(np.int64).max
-        needed = np.flatnonzero(ends > earliest - BASELINE_WINDOWS * row_spans)
-    kept = np.flatnonzero(keep)
+        earliest = (ends - row_spans)[keep].min() if keep.any() else unwanted
+        in_needed = ends > earliest - BASELINE_WINDOWS * row_spans
+    kept, needed = np.flatnonzero(keep), np.flatnonzero(in_needed)
     used = _baseline(own, needed)
     has_history = used.any(axis=1)
     means = own.mean
@@ -340,8 +339,6 @@ def build_windows(series: list[Series], *, window: int, since: dict[int, int] | 
     )
     window_type, window_group = type_of[own.series], group_of[own.series]
     peer_level, peer_change = np.zeros(n), np.zeros(n)
-    in_needed = np.zeros(n, dtype=bool)
-    in_needed[needed] = True
     for scope, key in [(window_type, value) for value in np.unique(window_type)] + [
         (window_group, value) for value in np.unique(window_group[window_group >= 0])
     ]:
