@@ -6,12 +6,12 @@ import: every command and web worker would pay for them otherwise.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -100,13 +100,14 @@ def _training_rows(y: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 def training_jobs() -> int:
-    """Threads that grow a forest's trees: TRAINING_JOBS, or one per CPU this process may use (0, the default)."""
+    """Threads that grow a forest's trees: TRAINING_JOBS, or one per CPU this process may use (0, the default).
+
+    The CPUs it may use as joblib counts them (scikit-learn's own parallelism): the machine's, narrowed by the
+    process's CPU affinity and by a container's CPU quota (a worker limited to 1 CPU on a 16-core host gets 1).
+    """
     if settings.TRAINING_JOBS > 0:
         return settings.TRAINING_JOBS
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return joblib.cpu_count()
 
 
 def _fit(X, y, weights, rows, seed: int) -> RandomForestClassifier:
