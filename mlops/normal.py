@@ -887,7 +887,9 @@ def _score_batch(
         asset_ratio = np.zeros(rows)
         pca = p.get("pca")
         if pca is not None:
-            data = np.nan_to_num(long[position][:, lo * n_features + np.asarray(pca["columns"], dtype=np.int64)])
+            # The asset's own cells alone (``long[position]`` would copy the rows of every asset in the batch).
+            columns = lo * n_features + np.asarray(pca["columns"], dtype=np.int64)
+            data = np.nan_to_num(long[position[:, None], columns])
             data[returns[position, lo:hi][:, np.asarray(pca["columns"], dtype=np.int64) // n_features]] = 0.0
             loadings = np.asarray(pca["loadings"])
             projected = data @ loadings
