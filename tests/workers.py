@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,3 +142,25 @@ def beat_sends_due_jobs(log_dir: Path, *, env: dict[str, str]) -> str:
             os.killpg(beat.pid, signal.SIGKILL)
         beat.wait()
     return log.read_text()
+
+
+def sent_jobs(beat_log: str) -> list[str]:
+    """The periodic jobs (their names) a beat's log says it sent."""
+    return sorted(set(re.findall(r"Sending due task (.+?) \(", beat_log)))
+
+
+def jobs_finish(names: list[str], *, timeout: float = TASK_TIMEOUT) -> None:
+    """Wait until each periodic job of ``names`` has a finished run (a task result, success or failure)."""
+    from django_celery_results.models import TaskResult
+
+    deadline = time.monotonic() + timeout
+    while True:
+        done = set(
+            TaskResult.objects.filter(periodic_task_name__in=names, status__in=["SUCCESS", "FAILURE"]).values_list(
+                "periodic_task_name", flat=True
+            )
+        )
+        if done >= set(names):
+            return
+        assert time.monotonic() < deadline, f"no run finished within {timeout:g} s: {sorted(set(names) - done)}"
+        time.sleep(0.5)
