@@ -147,12 +147,16 @@ def gap_rule_minutes(appended, sensor) -> float | None:
 
 
 def views() -> dict:
-    """What counts as a detection, per column: the product's anomalies, those reaching the alert threshold, and
-    each detector alone (its own score in the anomaly's explanation at or above ANOMALY_THRESHOLD; a window
-    stored under one detector may have been flagged by the other too)."""
+    """What counts as a detection, per column: the product's anomalies, those that alerted (at the alert
+    threshold, or opening an alert as a lasting departure: ANOMALY_ALERT_PERSISTENCE), and each detector alone
+    (its own score in the anomaly's explanation at or above ANOMALY_THRESHOLD; a window stored under one detector
+    may have been flagged by the other too)."""
     from django.conf import settings
 
+    from mlops.models import Alert
+
     threshold = settings.ANOMALY_THRESHOLD
+    opened = set(Alert.objects.exclude(anomaly=None).values_list("anomaly_id", flat=True))
 
     def alone(name: str, key: str):
         def flagged(anomaly) -> bool:
@@ -165,7 +169,7 @@ def views() -> dict:
 
     return {
         PRODUCT: lambda anomaly: True,
-        ALERTS: lambda anomaly: anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD,
+        ALERTS: lambda anomaly: anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD or anomaly.pk in opened,
         NORMAL: alone(NORMAL, "normal"),
         SUPERVISED: alone(SUPERVISED, "supervised"),
     }

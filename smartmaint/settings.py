@@ -317,6 +317,9 @@ MLFLOW_RETRY_AFTER = env.int("MLFLOW_RETRY_AFTER", default=10)
 # Anomaly probability from which a scored window becomes an Anomaly, and an Alert.
 ANOMALY_THRESHOLD = env.float("ANOMALY_THRESHOLD", default=0.5)
 ANOMALY_ALERT_THRESHOLD = env.float("ANOMALY_ALERT_THRESHOLD", default=0.8)
+# A departure below ANOMALY_ALERT_THRESHOLD that lasts opens an alert too (a warning): its sensor's anomalies in at
+# least this many of its latest 2 x this many windows (mlops.services._persisting). 0: only the threshold alerts.
+ANOMALY_ALERT_PERSISTENCE = env.int("ANOMALY_ALERT_PERSISTENCE", default=3)
 # Scheduled scoring (score_readings): seconds after its end that a window with some of its readings missing
 # waits for them before it is scored as it is; and how far back a sensor never scored
 # starts, in hours (older readings, e.g. a backfill, are scored only on request: score_readings --from).
