@@ -324,23 +324,25 @@ def _score(
             if (anomaly.sensor_id, anomaly.start) not in known and anomaly.score >= settings.ANOMALY_ALERT_THRESHOLD:
                 alerting.setdefault(anomaly.sensor_id, []).append(anomaly)
         # A departure below the alert threshold that goes on: its sensor's anomalies in enough of its latest windows.
+        # A sensor's alert opens with whichever comes first, in time: its first anomaly at the threshold, or the
+        # one that made its departure a lasting one (one run over hours finds both).
         persisting = _persisting(
-            [
-                anomaly
-                for anomaly in anomalies
-                if (anomaly.sensor_id, anomaly.start) not in known and anomaly.sensor_id not in alerting
-            ],
-            window=window,
+            [anomaly for anomaly in anomalies if (anomaly.sensor_id, anomaly.start) not in known], window=window
         )
+        lasting_of = {anomaly.sensor_id: anomaly for anomaly in persisting}
         opened = []
-        for anomaly, *later in [*alerting.values(), *([anomaly] for anomaly in persisting)]:
-            highest = max([anomaly.score, *(other.score for other in later)])
-            lasting = persisting.get(anomaly)
+        for sensor_id in [*alerting, *(pk for pk in lasting_of if pk not in alerting)]:
+            over = alerting.get(sensor_id, [])  # at the threshold, in time order
+            anomaly, lasting = (over[0], None) if over else (None, None)
+            if sensor_id in lasting_of and (anomaly is None or lasting_of[sensor_id].start < anomaly.start):
+                anomaly = lasting_of[sensor_id]
+                lasting = persisting[anomaly]
+            highest = max((other.score for other in over), default=0.0)
             alert, new = alert_raise(
                 sensor=anomaly.sensor,
                 kind=AlertKind.ANOMALY,
-                # A lasting departure under the alert threshold is a warning (below it, whatever the thresholds).
-                severity=AlertSeverity.CRITICAL if highest >= 0.95 and not lasting else AlertSeverity.WARNING,
+                # A lasting departure under the alert threshold is a warning, unless the sensor reached 0.95 too.
+                severity=AlertSeverity.CRITICAL if highest >= 0.95 else AlertSeverity.WARNING,
                 title=f"{anomaly_title(anomaly)} on {anomaly.sensor.sensor_id} "
                 + (f"in {lasting[0]} of its last {lasting[1]} windows " if lasting else "")
                 + f"(score {anomaly.score:.2f})",
@@ -390,9 +392,9 @@ def _score(
 
 
 def _persisting(new: list, *, window: int) -> dict:
-    """Of the ``new`` anomalies (stored, below the alert threshold), each sensor's first that makes its departure a
-    lasting one: its sensor flagged (by any model) in at least ANOMALY_ALERT_PERSISTENCE of its latest 2 x that many
-    window slots, this one's included. As {anomaly: (windows flagged, windows looked at)}.
+    """Of the ``new`` anomalies (stored), each sensor's first that makes its departure a lasting one: its sensor
+    flagged (by any model) in at least ANOMALY_ALERT_PERSISTENCE of its latest 2 x that many window slots, this
+    one's included. As {anomaly: (windows flagged, windows looked at)}.
 
     Why: a departure the models score just under the alert threshold, window after window (a new oscillation, for
     one), was stored as anomalies nobody was told of (the holdout's oscillation raised none). One window at 0.5 to

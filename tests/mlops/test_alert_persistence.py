@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from mlops.choices import AlertKind, AlertSeverity
 from mlops.models import Alert, Anomaly
-from mlops.services import readings_score_pending
+from mlops.services import readings_score, readings_score_pending
 from sensors.models import Sensor
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +72,13 @@ def test_a_lasting_departure_alone_raises_nothing_when_turned_off(trained):
         _score_through(sensor, windows)
     assert Anomaly.objects.filter(sensor=sensor).count() == 6
     assert not Alert.objects.exists()
+
+
+def test_one_run_over_hours_opens_the_alert_where_the_departure_became_lasting(trained):
+    """As a backlog or a run on request finds them: the alert links the third window, not the run's last."""
+    sensor = Sensor.objects.get(sensor_id="sensor-002")
+    result = readings_score(sensors=[sensor], start=START, end=START + WINDOW * 6)
+    assert result.windows == 6
+    alert = Alert.objects.get()
+    assert alert.anomaly == Anomaly.objects.get(sensor=sensor, start=START + WINDOW * 2)
+    assert alert.severity == AlertSeverity.WARNING and "in 3 of its last 6 windows" in alert.title
