@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import smtplib
 import time
@@ -329,14 +330,12 @@ def _score(
         persisting = _persisting(
             [anomaly for anomaly in anomalies if (anomaly.sensor_id, anomaly.start) not in known], window=window
         )
-        lasting_of = {anomaly.sensor_id: anomaly for anomaly in persisting}
         opened = []
-        for sensor_id in [*alerting, *(pk for pk in lasting_of if pk not in alerting)]:
+        for sensor_id in [*alerting, *(pk for pk in persisting if pk not in alerting)]:
             over = alerting.get(sensor_id, [])  # at the threshold, in time order
             anomaly, lasting = (over[0], None) if over else (None, None)
-            if sensor_id in lasting_of and (anomaly is None or lasting_of[sensor_id].start < anomaly.start):
-                anomaly = lasting_of[sensor_id]
-                lasting = persisting[anomaly]
+            if sensor_id in persisting and (anomaly is None or persisting[sensor_id][0].start < anomaly.start):
+                anomaly, *lasting = persisting[sensor_id]
             highest = max((other.score for other in over), default=0.0)
             alert, new = alert_raise(
                 sensor=anomaly.sensor,
@@ -394,7 +393,7 @@ def _score(
 def _persisting(new: list, *, window: int) -> dict:
     """Of the ``new`` anomalies (stored), each sensor's first that makes its departure a lasting one: its sensor
     flagged (by any model) in at least ANOMALY_ALERT_PERSISTENCE of its latest 2 x that many window slots, this
-    one's included. As {anomaly: (windows flagged, windows looked at)}.
+    one's included. As {sensor pk: (that anomaly, windows flagged, windows looked at)}.
 
     Why: a departure the models score just under the alert threshold, window after window (a new oscillation, for
     one), was stored as anomalies nobody was told of (the holdout's oscillation raised none). One window at 0.5 to
@@ -408,19 +407,21 @@ def _persisting(new: list, *, window: int) -> dict:
     looked = 2 * needed
     spans = {anomaly.sensor_id: timedelta(seconds=anomaly.sensor.sampling_interval * window) for anomaly in new}
     earliest = min(anomaly.start - spans[anomaly.sensor_id] * (looked - 1) for anomaly in new)
-    flagged: dict[int, set[datetime]] = {}
+    windows: dict[int, set[datetime]] = {}
     for sensor_id, start in Anomaly.objects.filter(
         sensor_id__in=list(spans), provisional=False, start__gte=earliest, start__lte=max(a.start for a in new)
     ).values_list("sensor_id", "start"):
-        flagged.setdefault(sensor_id, set()).add(start)  # one window, whichever models stored it
+        windows.setdefault(sensor_id, set()).add(start)  # one window, whichever models stored it
+    flagged = {sensor_id: sorted(starts) for sensor_id, starts in windows.items()}
     found = {}
     for anomaly in sorted(new, key=lambda anomaly: anomaly.start):
-        if anomaly.provisional or any(other.sensor_id == anomaly.sensor_id for other in found):
+        if anomaly.provisional or anomaly.sensor_id in found:
             continue
+        starts = flagged.get(anomaly.sensor_id, [])
         since = anomaly.start - spans[anomaly.sensor_id] * (looked - 1)
-        count = sum(1 for start in flagged.get(anomaly.sensor_id, ()) if since <= start <= anomaly.start)
+        count = bisect.bisect_right(starts, anomaly.start) - bisect.bisect_left(starts, since)
         if count >= needed:
-            found[anomaly] = (count, looked)
+            found[anomaly.sensor_id] = (anomaly, count, looked)
     return found
 
 
